@@ -1,0 +1,434 @@
+# Printable-string kernels: GNU strings 2.40 semantics at memory speed.
+#
+# Semantics (binutils/strings.c, print_strings/get_char/unget_part_char): a unit of
+# k bytes (k = 1, 2 or 4) is "graphic" if its value is <= 255 and is 0x20-0x7E or TAB,
+# plus \n \v \f \r with -w, plus >= 0x80 with -e S. A string is a chain of at least
+# min_len graphic units at consecutive unit positions p, p+k, p+2k, ...; a failing unit
+# at q restarts the search at q+1. Because a graphic multi-byte unit has zero bytes
+# where a neighbour would need a graphic one, the positions strictly between two
+# graphic units of a chain are never graphic, so chains never interleave and "restart
+# at q+1" is the same as scanning every byte position in order. That lets the kernel
+# work on bitmasks: one bit per byte position, 64 positions at a time.
+#
+# Masks are computed word-at-a-time (SWAR) on 8-byte words: no per-byte branches and
+# no table lookups, so the common cases (zero runs, binary, long JSON runs) cost a few
+# instructions per 8 bytes. Runs are then found with count-trailing-zeros on the masks.
+#
+# The kernel is resumable: a 4-word state array carries the run (or chain) that touches
+# the end of the range into the next call, so a file is scanned window by window and a
+# run crossing a window edge is reported once, whole, when it ends.
+
+cimport cython
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from libc.stdint cimport int64_t, uint64_t
+from libc.string cimport memcpy
+
+import numpy as np
+
+cdef extern from "<endian.h>" nogil:
+    uint64_t le64toh(uint64_t x)
+
+cdef extern from *:
+    int __builtin_ctzll(unsigned long long) nogil
+
+ctypedef uint64_t u64
+
+cdef u64 ONES8 = 0x0101010101010101ULL
+cdef u64 HIGH8 = 0x8080808080808080ULL
+cdef u64 LOW7 = 0x7F7F7F7F7F7F7F7FULL
+cdef u64 GATHER = 0x0102040810204080ULL
+cdef u64 ALL = 0xFFFFFFFFFFFFFFFFULL
+
+# state array layout, shared with the twin (_strings_py.py)
+cdef enum:
+    ST_OPEN = 0      # 1 if a run/chain touches the end of the last range
+    ST_START = 1     # its absolute start offset
+    ST_UNITS = 2     # graphic units in it so far
+    ST_NEXT = 3      # absolute offset where its next unit would start
+
+# encoding letter -> (unit size, lane of the character byte inside a unit)
+ENCODINGS = {"s": (1, 0), "S": (1, 0), "b": (2, 1), "l": (2, 0), "B": (4, 3), "L": (4, 0)}
+
+
+cdef inline u64 _load8(const unsigned char *p, Py_ssize_t pos, Py_ssize_t n) noexcept nogil:
+    """8 bytes at pos, little-endian, zero-padded past n (zero is never graphic)."""
+    cdef u64 x = 0
+    if pos + 8 <= n:
+        memcpy(&x, p + pos, 8)
+    elif pos < n:
+        memcpy(&x, p + pos, <size_t>(n - pos))
+    return le64toh(x)
+
+
+cdef inline u64 _gather(u64 h) noexcept nogil:
+    # High bit of byte i -> bit i (a multiply moves all eight without carries).
+    return ((h >> 7) * GATHER) >> 56
+
+
+cdef inline u64 _between(u64 x, u64 lo, u64 hi) noexcept nogil:
+    # High bit of each byte set iff lo < byte < hi, exact per byte for bytes < 0x80
+    # (bit-twiddling "hasbetween"; lo, hi <= 128 so no carry crosses a byte).
+    cdef u64 x7 = x & LOW7
+    return (ONES8 * (127 + hi) - x7) & ~x & (x7 + ONES8 * (127 - lo)) & HIGH8
+
+
+cdef inline u64 _graphic8(u64 x, u64 ws_hi, u64 high) noexcept nogil:
+    # printable 0x20-0x7E, TAB (ws_hi=10) or TAB..CR (ws_hi=14), bytes >= 0x80 if high
+    return _gather(_between(x, 0x1F, 0x7F) | _between(x, 0x08, ws_hi) | (x & high))
+
+
+cdef inline u64 _zero8(u64 x) noexcept nogil:
+    return _gather(~(((x & LOW7) + LOW7) | x) & HIGH8)
+
+
+cdef inline bint _is_graphic(unsigned char c, u64 ws_hi, u64 high) noexcept nogil:
+    return (0x20 <= c <= 0x7E) or c == 9 or (ws_hi == 14 and 9 <= c <= 13) or (high != 0 and c >= 0x80)
+
+
+cdef inline u64 _graphic64(const unsigned char *p, Py_ssize_t pos, Py_ssize_t n,
+                           u64 ws_hi, u64 high) noexcept nogil:
+    cdef u64 w[8]
+    cdef u64 anyb = 0
+    cdef u64 m = 0
+    cdef int i
+    if pos + 64 <= n:
+        memcpy(w, p + pos, 64)
+        for i in range(8):
+            w[i] = le64toh(w[i])
+            anyb |= w[i]
+    else:
+        for i in range(8):
+            w[i] = _load8(p, pos + 8 * i, n)
+            anyb |= w[i]
+    if anyb == 0:           # zeroed memory is common in arenas: skip it cheaply
+        return 0
+    for i in range(8):
+        m |= _graphic8(w[i], ws_hi, high) << (8 * i)
+    return m
+
+
+cdef inline u64 _zero64(const unsigned char *p, Py_ssize_t pos, Py_ssize_t n) noexcept nogil:
+    cdef u64 m = 0
+    cdef int i
+    for i in range(8):
+        m |= _zero8(_load8(p, pos + 8 * i, n)) << (8 * i)
+    return m
+
+
+cdef inline u64 _low_bits(Py_ssize_t nbits) noexcept nogil:
+    if nbits >= 64:
+        return ALL
+    if nbits <= 0:
+        return 0
+    return (<u64>1 << nbits) - 1
+
+
+cdef inline u64 _shr(u64 lo, u64 hi, int j) noexcept nogil:
+    # bit i of the result = bit i+j of the 128-bit value hi:lo (0 < j < 64)
+    return (lo >> j) | (hi << (64 - j))
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef Py_ssize_t _scan_bytes(const unsigned char *p, Py_ssize_t n, Py_ssize_t pos, Py_ssize_t end,
+                            int min_len, u64 ws_hi, u64 high, int64_t base, u64 *st,
+                            u64 *out_off, u64 *out_len, Py_ssize_t *count,
+                            Py_ssize_t cap) noexcept nogil:
+    """Single-byte encodings (s, S). Returns the position reached (end, or earlier
+    when the output is nearly full; the state then describes that position)."""
+    # A run start is found as the end of a window of K graphic bytes, so runs shorter
+    # than K (most of them in binary data) cost nothing; K <= min_len keeps it exact.
+    cdef int K = min_len if min_len < 16 else 16
+    cdef int j
+    cdef bint in_run = False
+    cdef int64_t rs = 0          # absolute start of the current run
+    cdef int64_t L
+    cdef u64 prev = 0, m, em, z, w, valid
+    cdef Py_ssize_t nb, e, b, t
+    cdef int cur
+    cdef u64 old_open = st[ST_OPEN]
+    cdef int64_t old_start = <int64_t>st[ST_START]
+
+    if st[ST_OPEN]:
+        L = base + pos - <int64_t>st[ST_START]
+        if L >= K:
+            in_run = True
+            rs = <int64_t>st[ST_START]
+        elif L > 0:
+            prev = ALL << (64 - L)
+
+    while pos < end:
+        if count[0] + 40 > cap:
+            break
+        nb = end - pos
+        if nb > 64:
+            nb = 64
+        valid = _low_bits(nb)
+        m = _graphic64(p, pos, n, ws_hi, high) & valid
+        em = m
+        for j in range(1, K):
+            em &= (m << j) | (prev >> (64 - j))
+        cur = 0
+        while True:
+            if in_run:
+                z = ~m & valid & (ALL << cur)
+                if z == 0:
+                    break
+                e = <Py_ssize_t>__builtin_ctzll(z)
+                L = base + pos + e - rs
+                if L >= min_len:
+                    out_off[count[0]] = <u64>rs
+                    out_len[count[0]] = <u64>L
+                    count[0] += 1
+                in_run = False
+                cur = <int>e
+            else:
+                w = em & (ALL << cur)
+                if w == 0:
+                    break
+                b = <Py_ssize_t>__builtin_ctzll(w)
+                rs = base + pos + b - K + 1
+                in_run = True
+                cur = <int>b
+        prev = m
+        pos += nb
+
+    if in_run:
+        st[ST_OPEN] = 1
+        st[ST_START] = <u64>rs
+        st[ST_UNITS] = <u64>(base + pos - rs)
+    else:
+        # The trailing run is shorter than K: find it by looking back a few bytes.
+        t = 0
+        while t < K and t < pos and _is_graphic(p[pos - 1 - t], ws_hi, high):
+            t += 1
+        if t > 0 and t == pos and old_open and old_start <= base:
+            st[ST_START] = <u64>old_start          # the run began before this buffer
+            st[ST_UNITS] = <u64>(base + pos - old_start)
+            st[ST_OPEN] = 1
+        elif t > 0:
+            st[ST_OPEN] = 1
+            st[ST_START] = <u64>(base + pos - t)
+            st[ST_UNITS] = <u64>t
+        else:
+            st[ST_OPEN] = 0
+    st[ST_NEXT] = st[ST_START] + st[ST_UNITS]
+    return pos
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef Py_ssize_t _scan_units(const unsigned char *p, Py_ssize_t n, Py_ssize_t pos, Py_ssize_t end,
+                            int min_len, int k, bint big, u64 ws_hi, int64_t base, u64 *st,
+                            u64 *out_off, u64 *out_len, Py_ssize_t *count,
+                            Py_ssize_t cap) noexcept nogil:
+    """16- and 32-bit encodings (b, l, B, L): chains of graphic units at stride k."""
+    cdef u64 A, Ahi, Z, Zhi, G
+    cdef Py_ssize_t nb, limit
+    cdef int b
+    cdef int64_t a
+    cdef bint is_open = st[ST_OPEN] != 0
+    cdef int64_t cs = <int64_t>st[ST_START]
+    cdef int64_t units = <int64_t>st[ST_UNITS]
+    cdef int64_t nx = <int64_t>st[ST_NEXT]
+
+    while pos < end:
+        if count[0] + 70 > cap:
+            break
+        nb = end - pos
+        if nb > 64:
+            nb = 64
+        A = _graphic64(p, pos, n, ws_hi, 0)
+        Ahi = _graphic8(_load8(p, pos + 64, n), ws_hi, 0)
+        if A == 0 and Ahi == 0:
+            G = 0      # no graphic byte at all: no unit can be graphic
+        else:
+            Z = _zero64(p, pos, n)
+            Zhi = _zero8(_load8(p, pos + 64, n))
+            if k == 2:
+                if big:
+                    G = Z & _shr(A, Ahi, 1)
+                else:
+                    G = A & _shr(Z, Zhi, 1)
+            else:
+                if big:
+                    G = Z & _shr(Z, Zhi, 1) & _shr(Z, Zhi, 2) & _shr(A, Ahi, 3)
+                else:
+                    G = A & _shr(Z, Zhi, 1) & _shr(Z, Zhi, 2) & _shr(Z, Zhi, 3)
+            # a unit needs all k bytes before the end of the data; the padding is not data
+            limit = n - k + 1 - pos
+            G &= _low_bits(limit) & _low_bits(nb)
+        while G:
+            b = __builtin_ctzll(G)
+            G &= G - 1
+            a = base + pos + b
+            if is_open and a == nx:
+                units += 1
+                nx += k
+            else:
+                if is_open and units >= min_len:
+                    out_off[count[0]] = <u64>cs
+                    out_len[count[0]] = <u64>(units * k)
+                    count[0] += 1
+                is_open = True
+                cs = a
+                units = 1
+                nx = a + k
+        pos += nb
+
+    if is_open and nx < base + pos:
+        # the unit at nx was examined and is not graphic: the chain has ended
+        if units >= min_len:
+            out_off[count[0]] = <u64>cs
+            out_len[count[0]] = <u64>(units * k)
+            count[0] += 1
+        is_open = False
+    st[ST_OPEN] = 1 if is_open else 0
+    st[ST_START] = <u64>cs
+    st[ST_UNITS] = <u64>units
+    st[ST_NEXT] = <u64>nx
+    return pos
+
+
+def check_encoding(str encoding):
+    try:
+        return ENCODINGS[encoding]
+    except KeyError:
+        raise ValueError(f"unknown encoding {encoding!r}: use one of s, S, b, l, B, L") from None
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def find_strings(const unsigned char[::1] buf, Py_ssize_t begin, Py_ssize_t end, bint final,
+                 int min_len, str encoding, bint whitespace, u64 base, u64[::1] state):
+    """Find the strings GNU ``strings -a`` would print, among units starting in [begin, end).
+
+    ``buf`` may hold bytes past ``end`` (needed: k-1 of them, unless ``buf`` reaches the
+    end of the data); ``base`` is the absolute offset of ``buf[0]``. ``state`` (4 x uint64,
+    zeros to start) carries a run that reaches ``end`` into the next call; with ``final``
+    the run is closed instead. Returns ``(offsets, lengths)``: uint64 arrays of absolute
+    start offsets and byte lengths (units x unit size) of the strings that ended here.
+    """
+    cdef int k, lane
+    k, lane = check_encoding(encoding)
+    if min_len < 1:
+        raise ValueError(f"minimum string length must be >= 1, not {min_len}")
+    if state.shape[0] != 4:
+        raise ValueError("state must hold 4 uint64 values")
+    cdef Py_ssize_t n = buf.shape[0]
+    if begin < 0 or end < begin or end > n:
+        raise ValueError(f"range [{begin}, {end}) is outside the buffer of {n} bytes")
+    cdef u64 ws_hi = 14 if whitespace else 10
+    cdef u64 high = HIGH8 if encoding == "S" else 0
+    cdef bint big = encoding in ("b", "B")
+    cdef Py_ssize_t cap = (end - begin) // 128 + 1024
+    out_off = np.empty(cap, dtype=np.uint64)
+    out_len = np.empty(cap, dtype=np.uint64)
+    cdef u64[::1] o_off = out_off
+    cdef u64[::1] o_len = out_len
+    cdef Py_ssize_t count = 0
+    cdef Py_ssize_t pos = begin
+    cdef const unsigned char *p = &buf[0] if n > 0 else NULL
+    cdef u64 *stp = &state[0]
+
+    while True:
+        with nogil:
+            if k == 1:
+                pos = _scan_bytes(p, n, pos, end, min_len, ws_hi, high, <int64_t>base, stp,
+                                  &o_off[0], &o_len[0], &count, cap)
+            else:
+                pos = _scan_units(p, n, pos, end, min_len, k, big, ws_hi, <int64_t>base, stp,
+                                  &o_off[0], &o_len[0], &count, cap)
+        if pos >= end:
+            break
+        cap *= 2                           # output nearly full: grow and resume
+        out_off = np.resize(out_off, cap)
+        out_len = np.resize(out_len, cap)
+        o_off = out_off
+        o_len = out_len
+
+    if final and state[ST_OPEN]:
+        if state[ST_UNITS] >= <u64>min_len:
+            if count >= cap:
+                out_off = np.resize(out_off, cap + 1)
+                out_len = np.resize(out_len, cap + 1)
+                o_off = out_off
+                o_len = out_len
+            o_off[count] = state[ST_START]
+            o_len[count] = state[ST_UNITS] * <u64>k
+            count += 1
+        state[ST_OPEN] = 0
+    return out_off[:count].copy(), out_len[:count].copy()
+
+
+cdef inline Py_ssize_t _ndigits(u64 v, int radix) noexcept nogil:
+    cdef Py_ssize_t d = 1
+    while v >= <u64>radix:
+        v //= <u64>radix
+        d += 1
+    return d
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def format_strings(const unsigned char[::1] buf, u64 base, const u64[::1] offsets,
+                   const u64[::1] lengths, str encoding, int radix, bytes prefix, bytes sep):
+    """Render strings as GNU ``strings`` prints them: ``prefix`` (e.g. ``b"file: "``), the
+    offset as ``%7lo``/``%7ld``/``%7lx`` and a space when ``radix`` is 8/10/16 (0: none),
+    the characters, then ``sep``. Every string must lie inside ``buf`` (absolute offset
+    ``base``). Returns one bytes object, built without a Python object per string."""
+    cdef int k, lane
+    k, lane = check_encoding(encoding)
+    if radix not in (0, 8, 10, 16):
+        raise ValueError(f"radix must be 0, 8, 10 or 16, not {radix}")
+    cdef Py_ssize_t count = offsets.shape[0]
+    if lengths.shape[0] != count:
+        raise ValueError("offsets and lengths differ in length")
+    cdef Py_ssize_t n = buf.shape[0]
+    cdef Py_ssize_t i, j, total = 0, nd, plen = len(prefix), slen = len(sep)
+    cdef u64 rel, ln
+    for i in range(count):
+        if offsets[i] < base or offsets[i] - base + lengths[i] > <u64>n:
+            raise ValueError(f"string at offset {offsets[i]} is not inside the buffer")
+        total += plen + slen + <Py_ssize_t>(lengths[i] // <u64>k)
+        if radix:
+            nd = _ndigits(offsets[i], radix)
+            total += (nd if nd > 7 else 7) + 1
+    out = PyBytes_FromStringAndSize(NULL, total)
+    cdef char *o = PyBytes_AS_STRING(out)
+    cdef const char *pp = prefix
+    cdef const char *sp = sep
+    cdef const unsigned char *src = &buf[0] if n > 0 else NULL
+    cdef const char *digits = "0123456789abcdef"
+    cdef u64 v
+    with nogil:
+        for i in range(count):
+            memcpy(o, pp, plen)
+            o += plen
+            if radix:
+                v = offsets[i]
+                nd = _ndigits(v, radix)
+                if nd < 7:
+                    for j in range(7 - nd):
+                        o[j] = 32
+                    o += 7 - nd
+                for j in range(nd - 1, -1, -1):
+                    o[j] = digits[v % <u64>radix]
+                    v //= <u64>radix
+                o += nd
+                o[0] = 32
+                o += 1
+            rel = offsets[i] - base
+            ln = lengths[i]
+            if k == 1:
+                memcpy(o, src + rel, <size_t>ln)
+                o += ln
+            else:
+                j = <Py_ssize_t>(rel + <u64>lane)
+                while j < <Py_ssize_t>(rel + ln):
+                    o[0] = <char>src[j]
+                    o += 1
+                    j += k
+            memcpy(o, sp, slen)
+            o += slen
+    return out
