@@ -8,3 +8,7 @@ in ``noexcept nogil`` helpers and return numpy arrays.
 """
 
 include "_strings.pxi"
+include "_match.pxi"
+include "_heap.pxi"
+include "_templates.pxi"
+include "_attribute.pxi"

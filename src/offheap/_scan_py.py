@@ -4,3 +4,7 @@ Selected by ``OFFHEAP_NO_EXTENSIONS=1`` (see ``_impl.py``); the test suite runs 
 """
 
 from ._strings_py import *  # noqa: F401,F403
+from ._match_py import *  # noqa: F401,F403
+from ._heap_py import *  # noqa: F401,F403
+from ._templates_py import *  # noqa: F401,F403
+from ._attribute_py import *  # noqa: F401,F403

@@ -30,6 +30,7 @@ cdef extern from "<endian.h>" nogil:
 
 cdef extern from *:
     int __builtin_ctzll(unsigned long long) nogil
+    int __builtin_popcountll(unsigned long long) nogil
 
 ctypedef uint64_t u64
 
@@ -432,3 +433,24 @@ def format_strings(const unsigned char[::1] buf, u64 base, const u64[::1] offset
             memcpy(o, sp, slen)
             o += slen
     return out
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def count_zero_bytes(const unsigned char[::1] buf, Py_ssize_t begin, Py_ssize_t end):
+    """Number of 0x00 bytes in ``buf[begin:end]`` (zeroed memory is its own class)."""
+    cdef Py_ssize_t n = buf.shape[0]
+    if begin < 0 or end < begin or end > n:
+        raise ValueError(f"range [{begin}, {end}) is outside the buffer of {n} bytes")
+    cdef Py_ssize_t pos = begin, total = 0
+    cdef const unsigned char *p = &buf[0] if n > 0 else NULL
+    cdef u64 x
+    with nogil:
+        while pos + 8 <= end:
+            memcpy(&x, p + pos, 8)
+            total += __builtin_popcountll(~(((x & LOW7) + LOW7) | x) & HIGH8)
+            pos += 8
+        while pos < end:
+            total += p[pos] == 0
+            pos += 1
+    return total

@@ -11,7 +11,7 @@ import re
 
 import numpy as np
 
-__all__ = ["ENCODINGS", "check_encoding", "find_strings", "format_strings"]
+__all__ = ["ENCODINGS", "check_encoding", "find_strings", "format_strings", "count_zero_bytes"]
 
 ST_OPEN, ST_START, ST_UNITS, ST_NEXT = range(4)
 
@@ -115,3 +115,11 @@ def format_strings(buf, base: int, offsets, lengths, encoding: str, radix: int,
         parts.append(bytes(data[rel + lane: rel + ln: k]))
         parts.append(sep)
     return b"".join(parts)
+
+
+def count_zero_bytes(buf, begin: int, end: int) -> int:
+    """See ``offheap._scan.count_zero_bytes``."""
+    data = memoryview(buf).cast("B")
+    if begin < 0 or end < begin or end > len(data):
+        raise ValueError(f"range [{begin}, {end}) is outside the buffer of {len(data)} bytes")
+    return bytes(data[begin:end]).count(0)

@@ -1,0 +1,55 @@
+"""Pure-Python twin of ``_templates.pxi``, and the masking rule in readable form."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+__all__ = ["template_hashes", "normalize_template", "LONG_TOKEN"]
+
+LONG_TOKEN = 16
+_TOKEN = re.compile(rb"[A-Za-z0-9]+")
+_FNV_OFFSET = 0xCBF29CE484222325
+_FNV_PRIME = 0x100000001B3
+_MASK64 = (1 << 64) - 1
+
+
+def _mask(m: re.Match) -> bytes:
+    tok = m.group()
+    if len(tok) > LONG_TOKEN or any(48 <= c <= 57 for c in tok):
+        return b"#"
+    return tok
+
+
+def normalize_template(text: bytes) -> bytes:
+    """``text`` with its variable parts masked: every token of letters and digits that
+    holds a digit or is longer than 16 letters becomes ``#``.
+
+    >>> normalize_template(b'{"event":"unread_count","uid":42,"id":"9f3c-77ab"}')
+    b'{"event":"unread_count","uid":#,"id":"#-#"}'
+    """
+    return _TOKEN.sub(_mask, text)
+
+
+def _fnv1a(data: bytes) -> int:
+    h = _FNV_OFFSET
+    for c in data:
+        h = ((h ^ c) * _FNV_PRIME) & _MASK64
+    return h
+
+
+def template_hashes(buf, base: int, offsets, lengths, unit: int = 1, lane: int = 0) -> np.ndarray:
+    """See ``offheap._scan.template_hashes``."""
+    if len(offsets) != len(lengths):
+        raise ValueError("offsets and lengths differ in length")
+    if unit not in (1, 2, 4) or not 0 <= lane < unit:
+        raise ValueError("unit must be 1, 2 or 4 and 0 <= lane < unit")
+    data = memoryview(buf).cast("B")
+    out = np.empty(len(offsets), dtype=np.uint64)
+    for i, (off, ln) in enumerate(zip(np.asarray(offsets).tolist(), np.asarray(lengths).tolist())):
+        rel = off - base
+        if off < base or rel + ln > len(data):
+            raise ValueError(f"string at offset {off} is not inside the buffer")
+        out[i] = _fnv1a(normalize_template(bytes(data[rel + lane:rel + ln:unit])))
+    return out

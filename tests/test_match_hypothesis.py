@@ -1,0 +1,106 @@
+"""Property tests: the matching kernel equals pyahocorasick ``iter()`` and a naive
+search on the same bytes, however the input is cut into windows."""
+
+from __future__ import annotations
+
+import ahocorasick
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from offheap import _impl
+from offheap.matching import PatternSet, build_tables, utf16le
+
+# A small alphabet makes overlaps, shared prefixes and suffix chains common; NUL and
+# 0xff check that no byte is special.
+ALPHABET = b"ab\x00\xff{"
+byte_strings = st.lists(st.sampled_from(list(ALPHABET)), min_size=1, max_size=5).map(bytes)
+patterns_st = st.lists(byte_strings, min_size=1, max_size=8)
+data_st = st.lists(st.sampled_from(list(ALPHABET + b"xy")), max_size=300).map(bytes)
+
+
+def naive(patterns, data):
+    out = []
+    for pid, p in enumerate(patterns):
+        i = data.find(p)
+        while i >= 0:
+            out.append((i, pid))
+            i = data.find(p, i + 1)
+    return sorted(out)
+
+
+def pyahocorasick_matches(patterns, data):
+    """The oracle: pyahocorasick's own iter() over the bytes as latin-1 text."""
+    auto = ahocorasick.Automaton()
+    ids: dict[bytes, list[int]] = {}
+    for pid, p in enumerate(patterns):
+        ids.setdefault(p, []).append(pid)
+    for p, pids in ids.items():
+        auto.add_word(p.decode("latin-1"), (len(p), pids))
+    auto.make_automaton()
+    out = []
+    for end, (length, pids) in auto.iter(data.decode("latin-1")):
+        out.extend((end - length + 1, pid) for pid in pids)
+    return sorted(out)
+
+
+def scan_in_windows(patterns, data, cuts):
+    """One kernel call per window, the state carried from each to the next."""
+    t = build_tables(patterns)
+    edges = sorted({0, len(data), *(c % (len(data) + 1) for c in cuts)})
+    state = 0
+    offs, ids = [], []
+    for begin, end in zip(edges, edges[1:]):
+        o, i, state = _impl.kernels().ac_scan(data, begin, end, *t.kernel_args(), state, 0)
+        offs.append(o)
+        ids.append(i)
+    if not offs:
+        return []
+    return sorted(zip(np.concatenate(offs).tolist(), np.concatenate(ids).tolist()))
+
+
+@given(patterns_st, data_st, st.lists(st.integers(min_value=0, max_value=400), max_size=6))
+def test_windows_equal_pyahocorasick_and_naive(patterns, data, cuts):
+    got = scan_in_windows(patterns, data, cuts)
+    assert got == naive(patterns, data)
+    assert got == pyahocorasick_matches(patterns, data)
+
+
+@given(patterns_st, data_st, st.integers(min_value=1, max_value=40))
+def test_find_all_window_size_does_not_matter(patterns, data, window):
+    m = PatternSet(patterns).find_all(data, window=window)
+    assert list(zip(m.offsets.tolist(), m.pattern_ids.tolist())) == naive(patterns, data)
+
+
+@given(patterns_st, data_st)
+def test_utf16_forms(patterns, data):
+    # Interleave a UTF-16LE copy so that both forms occur.
+    text = data + data.decode("latin-1").encode("utf-16-le")
+    m = PatternSet(patterns, utf16=True).find_all(text, window=17)
+    every = list(patterns) + [utf16le(p) for p in patterns]
+    assert list(zip(m.offsets.tolist(), m.pattern_ids.tolist())) == naive(every, text)
+
+
+@given(st.lists(st.binary(min_size=1, max_size=6), min_size=1, max_size=12),
+       st.binary(max_size=400))
+def test_arbitrary_bytes(patterns, data):
+    # Plant some patterns so that matches are not only accidental.
+    planted = data + b"".join(patterns[::2]) + data[:7]
+    assert scan_in_windows(patterns, planted, [len(data), 3]) == naive(patterns, planted)
+
+
+@pytest.mark.single_impl
+@given(patterns_st, data_st, st.integers(min_value=0, max_value=300))
+def test_extension_equals_twin_exactly(patterns, data, cut):
+    # Same order (end position, longest first), same carried state, not only the same set.
+    from offheap import _scan, _scan_py
+
+    t = build_tables(patterns)
+    cut = min(cut, len(data))
+    results = []
+    for mod in (_scan, _scan_py):
+        o1, i1, s1 = mod.ac_scan(data, 0, cut, *t.kernel_args(), 0, 5)
+        o2, i2, s2 = mod.ac_scan(data, cut, len(data), *t.kernel_args(), s1, 5)
+        results.append((o1.tolist(), i1.tolist(), s1, o2.tolist(), i2.tolist(), s2))
+    assert results[0] == results[1]
