@@ -21,6 +21,7 @@ COMMANDS = [
     "strings",
     "regions",
     "nmt",
+    "heap",
 ]
 
 
