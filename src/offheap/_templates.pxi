@@ -2,11 +2,13 @@
 # masked, so `strings | sort | uniq -c` can be done over templates by numpy instead
 # of a Python object per string.
 #
-# Masking rule (shared with _templates_py.normalize_template): split the text into
-# tokens of ASCII letters and digits; a token that holds a digit, or is longer than
-# LONG_TOKEN letters, is variable (numbers, hex ids, UUID parts, timestamps, random
-# ids) and becomes one '#'. Everything else is kept. The hash is 64-bit FNV-1a of the
-# masked text.
+# Masking rule (shared with _templates_py.normalize_template): a quoted string that
+# holds a space is free text (a chat preview, a user agent) and becomes "#"; then the
+# text is split into tokens of ASCII letters and digits, and a token that holds a
+# digit, or is longer than LONG_TOKEN letters, is variable (numbers, hex ids, UUID
+# parts, timestamps, random ids) and becomes one '#'. Everything else is kept, so
+# identifiers such as "unread_count" still tell templates apart. The hash is 64-bit
+# FNV-1a of the masked text.
 
 cimport cython
 from libc.stdint cimport uint64_t
@@ -27,10 +29,23 @@ cdef inline bint _is_alnum(unsigned char c) noexcept nogil:
 cdef uint64_t _template_hash(const unsigned char *p, Py_ssize_t n, int step) noexcept nogil:
     cdef uint64_t h = FNV_OFFSET
     cdef Py_ssize_t i = 0, j, t0
-    cdef bint digit
+    cdef bint digit, space
     cdef unsigned char c
     while i < n:
         c = p[i]
+        if c == 34:                               # '"': free text inside?
+            j = i + step
+            space = False
+            while j < n and p[j] != 34:
+                if p[j] == 32:
+                    space = True
+                j += step
+            if j < n and space:
+                h = (h ^ 34) * FNV_PRIME
+                h = (h ^ 35) * FNV_PRIME
+                h = (h ^ 34) * FNV_PRIME
+                i = j + step
+                continue
         if not _is_alnum(c):
             h = (h ^ c) * FNV_PRIME
             i += step

@@ -9,7 +9,8 @@ import numpy as np
 __all__ = ["template_hashes", "normalize_template", "LONG_TOKEN"]
 
 LONG_TOKEN = 16
-_TOKEN = re.compile(rb"[A-Za-z0-9]+")
+# a quoted string holding a space (free text), or a token of letters and digits
+_TOKEN = re.compile(rb'"[^"]* [^"]*"|[A-Za-z0-9]+')
 _FNV_OFFSET = 0xCBF29CE484222325
 _FNV_PRIME = 0x100000001B3
 _MASK64 = (1 << 64) - 1
@@ -17,17 +18,20 @@ _MASK64 = (1 << 64) - 1
 
 def _mask(m: re.Match) -> bytes:
     tok = m.group()
+    if tok[0] == 34:
+        return b'"#"'
     if len(tok) > LONG_TOKEN or any(48 <= c <= 57 for c in tok):
         return b"#"
     return tok
 
 
 def normalize_template(text: bytes) -> bytes:
-    """``text`` with its variable parts masked: every token of letters and digits that
-    holds a digit or is longer than 16 letters becomes ``#``.
+    """``text`` with its variable parts masked: a quoted string holding a space becomes
+    ``"#"``, and every token of letters and digits that holds a digit or is longer than
+    16 letters becomes ``#``.
 
-    >>> normalize_template(b'{"event":"unread_count","uid":42,"id":"9f3c-77ab"}')
-    b'{"event":"unread_count","uid":#,"id":"#-#"}'
+    >>> normalize_template(b'{"event":"unread_count","uid":42,"id":"9f3c-77ab","text":"hi there"}')
+    b'{"event":"unread_count","uid":#,"id":"#-#","text":"#"}'
     """
     return _TOKEN.sub(_mask, text)
 

@@ -134,10 +134,16 @@ class Signatures:
         raise KeyError(name)
 
     def pattern_set(self, *, utf16: bool = False):
-        """A compiled ``offheap.matching.PatternSet`` of ``patterns`` (ids index ``patterns``)."""
+        """A compiled ``offheap.matching.PatternSet`` of ``patterns`` (ids index ``patterns``).
+
+        Built once per ``Signatures`` and flag, then reused (building 1,000 patterns
+        takes ~70 ms; a bulk scan asks once per dump)."""
         from .matching import PatternSet
 
-        return PatternSet(self.patterns, utf16=utf16)
+        cache = self.__dict__.setdefault("_pattern_sets", {})
+        if utf16 not in cache:
+            cache[utf16] = PatternSet(self.patterns, utf16=utf16)
+        return cache[utf16]
 
 
 # -- built-in generic recognisers ------------------------------------------------------

@@ -19,6 +19,8 @@ from ..errors import OffheapError
 # Subcommand modules, in the order ``offheap --help`` lists them.
 COMMANDS = [
     "strings",
+    "scan",
+    "templates",
     "regions",
     "nmt",
     "heap",

@@ -1,0 +1,287 @@
+"""Attribute every byte of a dump to one class: a payload type, other text, zero or binary.
+
+The question is not "which strings are in this dump" but "what fills it". A dump is
+scanned window by window: the string kernel finds the text runs, the matching kernel
+finds every signature pattern, and numpy joins the two:
+
+* a **string** whose bytes contain matches of one or more payload types takes the
+  type with the highest priority; on a tie the type with more matches inside the
+  string, then the type listed first. Its bytes count for that type;
+* the bytes of strings no pattern names are **other text**;
+* the bytes outside strings are **zero** (0x00) or **binary** (everything else).
+
+The classes add up to the dump's size exactly. Per type the report also gives string
+and match counts, match counts per pattern, example offsets (and virtual addresses when
+the dump's base address is known), and the top *templates*: the strings with their
+variable parts masked (``normalize_template``), counted — the ``strings | sort | uniq
+-c | sort -rn`` step over payload types. Memory is bounded by the window, whatever the
+dump's size.
+
+>>> from offheap.signatures import PayloadType, Signatures
+>>> sigs = Signatures((PayloadType("unread", ['"unread_count"']),))
+>>> a = attribute(b'{"event":"unread_count","n":1}' + bytes(34), sigs, min_len=8)
+>>> a.class_bytes == {"unread": 30, OTHER_TEXT: 0, ZERO: 34, BINARY: 0}
+True
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import _impl
+from ._templates_py import normalize_template
+from .errors import InputError
+from .scan import DEFAULT_WINDOW, Source, _check_size, _is_path, _source_size, check_options, windows
+from .signatures import Signatures, builtin
+
+__all__ = ["attribute", "Attribution", "TypeReport", "TemplateReport", "TemplateCounter",
+           "OTHER_TEXT", "ZERO", "BINARY", "DEFAULT_MIN_LEN"]
+
+OTHER_TEXT = "other text"
+ZERO = "zero"
+BINARY = "binary"
+# 8 keeps pointers and short binary accidents out of the text classes while keeping
+# short fragments of freed payloads (malloc overwrites a freed chunk's first 16 bytes).
+DEFAULT_MIN_LEN = 8
+EXAMPLES = 5
+
+
+@dataclass
+class TemplateReport:
+    """One template: masked text, how many strings and bytes, where one example is."""
+
+    template: str
+    count: int
+    bytes: int
+    example_offset: int
+    example_address: int | None = None
+    example: str = ""
+
+
+@dataclass
+class TypeReport:
+    """What one payload type (or "other text") holds in a dump; ``Attribution.types``."""
+
+    name: str
+    bytes: int = 0
+    share: float = 0.0
+    strings: int = 0
+    matches: int = 0
+    pattern_matches: dict[str, int] = field(default_factory=dict)
+    example_offsets: list[int] = field(default_factory=list)
+    example_addresses: list[int] | None = None
+    templates: list[TemplateReport] = field(default_factory=list)
+
+
+@dataclass
+class Attribution:
+    """``attribute()``'s result: the partition of a dump's bytes and the per-type reports."""
+
+    source: str
+    size: int
+    base_address: int | None
+    min_len: int
+    class_bytes: dict[str, int]
+    types: list[TypeReport]
+    other_text: TypeReport
+    strings: int
+
+    def share(self, name: str) -> float:
+        return self.class_bytes[name] / self.size if self.size else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+        return {
+            "source": self.source, "size": self.size, "base_address": self.base_address,
+            "min_len": self.min_len, "strings": self.strings,
+            "class_bytes": dict(self.class_bytes),
+            "types": [asdict(t) for t in self.types],
+            "other_text": asdict(self.other_text),
+        }
+
+
+class TemplateCounter:
+    """Counts (class, template hash) pairs over many windows with numpy, never a
+    Python object per string. Keeps one example string per template. ``limit`` bounds
+    memory on huge dumps: past it, the smallest templates are dropped (their counts
+    are then lower bounds; the top ones stay exact as long as they stay on top)."""
+
+    def __init__(self, limit: int = 200_000):
+        self.limit = limit
+        self.cls = np.empty(0, np.int64)
+        self.hash = np.empty(0, np.uint64)
+        self.count = np.empty(0, np.int64)
+        self.nbytes = np.empty(0, np.int64)
+        self.ex_off = np.empty(0, np.uint64)
+        self.ex_len = np.empty(0, np.uint64)
+        self.pruned = False
+
+    def add(self, cls: np.ndarray, hashes: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> None:
+        if not len(hashes):
+            return
+        c = np.concatenate([self.cls, cls.astype(np.int64)])
+        h = np.concatenate([self.hash, hashes])
+        n = np.concatenate([self.count, np.ones(len(hashes), np.int64)])
+        b = np.concatenate([self.nbytes, lengths.astype(np.int64)])
+        eo = np.concatenate([self.ex_off, offsets])
+        el = np.concatenate([self.ex_len, lengths])
+        order = np.lexsort((h, c))
+        c, h, n, b, eo, el = c[order], h[order], n[order], b[order], eo[order], el[order]
+        first = np.ones(len(c), bool)
+        first[1:] = (c[1:] != c[:-1]) | (h[1:] != h[:-1])
+        starts = np.flatnonzero(first)
+        self.cls, self.hash = c[starts], h[starts]
+        self.count = np.add.reduceat(n, starts)
+        self.nbytes = np.add.reduceat(b, starts)
+        self.ex_off, self.ex_len = eo[starts], el[starts]
+        if len(self.cls) > self.limit:
+            keep = np.sort(np.argsort(-self.nbytes, kind="stable")[: self.limit // 2])
+            for name in ("cls", "hash", "count", "nbytes", "ex_off", "ex_len"):
+                setattr(self, name, getattr(self, name)[keep])
+            self.pruned = True
+
+    def top(self, cls: int, n: int) -> np.ndarray:
+        """Indices of the ``n`` templates of class ``cls`` with the most bytes."""
+        idx = np.flatnonzero(self.cls == cls)
+        return idx[np.argsort(-self.nbytes[idx], kind="stable")[:n]]
+
+
+class _Reader:
+    """Reads example strings back from the source, after the scan."""
+
+    def __init__(self, source: Source):
+        self.source = source
+
+    def read(self, offset: int, length: int) -> bytes:
+        if _is_path(self.source):
+            with open(self.source, "rb", buffering=0) as f:
+                return os.pread(f.fileno(), length, offset)
+        with memoryview(self.source) as mv:
+            return bytes(mv.cast("B")[offset:offset + length])
+
+
+def _text_of(raw: bytes, limit: int = 400) -> str:
+    return raw[:limit].decode("latin-1")
+
+
+def attribute(source: Source, signatures: Signatures | None = None, *, min_len: int = DEFAULT_MIN_LEN,
+              base_address: int | None = None, top: int = 10, window: int = DEFAULT_WINDOW,
+              name: str | None = None) -> Attribution:
+    """Attribute every byte of ``source`` (path, bytes or mmap) to a payload type of
+    ``signatures`` (default: the built-in recognisers), other text, zero or binary.
+
+    ``base_address`` (the virtual address of the dump's first byte) adds addresses to
+    the examples; ``top`` bounds the templates kept per type.
+    """
+    check_options(min_len, "s")
+    if top < 0:
+        raise InputError(f"top must be >= 0, not {top}")
+    sigs = builtin() if signatures is None else signatures
+    label = name or (os.fspath(source) if _is_path(source) else "buffer")
+    size = _source_size(source)
+    _check_size(label, size, 1, 1)
+    pset = sigs.pattern_set()
+    tables = pset.tables.kernel_args()
+    pat_len = pset.lengths.astype(np.int64)
+    pat_type = sigs.pattern_type.astype(np.int64)
+    priority = np.array([t.priority for t in sigs.types], dtype=np.int64)
+    ntypes = len(sigs.types)
+    other = ntypes                      # class index of "other text"
+
+    type_bytes = np.zeros(ntypes + 1, np.int64)
+    type_strings = np.zeros(ntypes + 1, np.int64)
+    type_matches = np.zeros(ntypes, np.int64)
+    pattern_matches = np.zeros(len(sigs.patterns), np.int64)
+    examples: list[list[int]] = [[] for _ in range(ntypes + 1)]
+    zero_bytes = 0
+    nstrings_total = 0
+    templates = TemplateCounter()
+
+    kernels = _impl.kernels()
+    str_state = np.zeros(4, dtype=np.uint64)
+    ac_state = 0
+    carry_off = np.empty(0, np.uint64)      # matches inside the string still open
+    carry_pid = np.empty(0, np.int32)
+    reader = _Reader(source)
+
+    for w in windows(source, window):
+        offs, lens = kernels.find_strings(w.buf, w.begin, w.end, w.final, min_len, "s", False,
+                                          w.base, str_state)
+        m_off, m_pid, ac_state = kernels.ac_scan(w.buf, w.begin, w.end, *tables, ac_state, w.base)
+        pattern_matches += np.bincount(m_pid, minlength=len(pattern_matches))
+        zero_bytes += kernels.count_zero_bytes(w.buf, w.begin, w.end)
+
+        all_off = np.concatenate([carry_off, m_off])
+        all_pid = np.concatenate([carry_pid, m_pid])
+        cls, per_type = kernels.string_types(offs, lens, all_off, all_pid, pat_len, pat_type, priority)
+        type_matches += per_type[:ntypes]
+        cls[cls < 0] = other
+
+        if str_state[0]:
+            open_start = int(str_state[1])
+            keep = all_off >= open_start
+            carry_off, carry_pid = all_off[keep], all_pid[keep]
+        else:
+            carry_off, carry_pid = carry_off[:0], carry_pid[:0]
+
+        if len(offs):
+            nstrings_total += len(offs)
+            np.add.at(type_bytes, cls, lens.astype(np.int64))
+            np.add.at(type_strings, cls, 1)
+            for c in np.unique(cls).tolist():
+                need = EXAMPLES - len(examples[c])
+                if need > 0:
+                    examples[c] += offs[cls == c][:need].tolist()
+            hashes = _hashes(kernels, w, offs, lens, reader)
+            templates.add(cls, hashes, offs, lens)
+
+    text_bytes = int(type_bytes.sum())
+    class_bytes = {t.name: int(type_bytes[i]) for i, t in enumerate(sigs.types)}
+    class_bytes[OTHER_TEXT] = int(type_bytes[other])
+    class_bytes[ZERO] = zero_bytes
+    class_bytes[BINARY] = size - text_bytes - zero_bytes
+
+    def report(i: int, name: str) -> TypeReport:
+        r = TypeReport(name=name, bytes=int(type_bytes[i]), strings=int(type_strings[i]),
+                       share=(int(type_bytes[i]) / size) if size else 0.0)
+        r.example_offsets = examples[i]
+        if base_address is not None:
+            r.example_addresses = [base_address + o for o in examples[i]]
+        for j in templates.top(i, top).tolist():
+            off, ln = int(templates.ex_off[j]), int(templates.ex_len[j])
+            raw = reader.read(off, ln)
+            r.templates.append(TemplateReport(
+                template=_text_of(normalize_template(raw)), count=int(templates.count[j]),
+                bytes=int(templates.nbytes[j]), example_offset=off,
+                example_address=None if base_address is None else base_address + off,
+                example=_text_of(raw)))
+        return r
+
+    types = []
+    for i, t in enumerate(sigs.types):
+        r = report(i, t.name)
+        r.matches = int(type_matches[i])
+        r.pattern_matches = {
+            sigs.patterns[p].decode("latin-1"): int(pattern_matches[p])
+            for p in np.flatnonzero(sigs.pattern_type == i).tolist()}
+        types.append(r)
+    types.sort(key=lambda r: -r.bytes)
+    return Attribution(source=label, size=size, base_address=base_address, min_len=min_len,
+                       class_bytes=class_bytes, types=types, other_text=report(other, OTHER_TEXT),
+                       strings=nstrings_total)
+
+
+def _hashes(kernels, w, offs: np.ndarray, lens: np.ndarray, reader: _Reader) -> np.ndarray:
+    """Template hashes of a window's strings; the one that began in an earlier window
+    (no longer mapped) is read back from the source."""
+    wstart = w.base + w.begin
+    if int(offs[0]) >= wstart:
+        return kernels.template_hashes(w.buf, w.base, offs, lens)
+    first = reader.read(int(offs[0]), int(lens[0]))
+    head = kernels.template_hashes(first, int(offs[0]), offs[:1], lens[:1])
+    rest = kernels.template_hashes(w.buf, w.base, offs[1:], lens[1:])
+    return np.concatenate([head, rest])

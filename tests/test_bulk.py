@@ -1,0 +1,114 @@
+"""scan_many over many generated dumps, one of them corrupt; and `offheap scan`."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+
+import pytest
+
+from offheap.bulk import scan_many
+from offheap.signatures import PayloadType, Signatures
+from clirun import run_cli
+
+SIGS = Signatures((PayloadType("unread", ['"unread_count"']), PayloadType("typing", ['"typing"'])))
+
+
+def _dump(i: int) -> bytes:
+    unread = b'{"event":"unread_count","uid":%d,"count":1}\x00' % i
+    typing = b'{"event":"typing","conv":"c-%d"}\x00\x01' % i
+    return (unread * (10 + i) + typing * 5 + b"\x00" * 100 + bytes(range(256))) * 20
+
+
+@pytest.fixture()
+def dumps(tmp_path):
+    folder = tmp_path / "dumps"
+    folder.mkdir()
+    paths = []
+    for i in range(12):
+        p = folder / f"dump-{i:02d}.bin"
+        p.write_bytes(_dump(i))
+        paths.append(p)
+    bad = folder / "dump-05.bin"
+    bad.write_bytes(b"")            # truncated to nothing
+    unreadable = folder / "dump-07.bin"
+    unreadable.unlink()
+    unreadable.mkdir()              # not a file at all
+    return folder, paths
+
+
+def test_scan_many_isolates_failures_and_keeps_order(dumps):
+    _, paths = dumps
+    r1 = scan_many(paths, SIGS, workers=1, progress=False)
+    r2 = scan_many(paths, SIGS, workers=3, progress=False)
+    assert [d.spec.path for d in r2.dumps] == [str(p) for p in paths]
+    assert [d.ok for d in r2.dumps] == [i not in (5, 7) for i in range(12)]
+    assert "empty" in r2.dumps[5].error and "directory" in r2.dumps[7].error.lower()
+    for a, b in zip(r1.dumps, r2.dumps):
+        assert (a.attribution.class_bytes if a.ok else a.error) == (b.attribution.class_bytes if b.ok else b.error)
+    assert r2.totals["unread"] == sum(len(b'{"event":"unread_count","uid":%d,"count":1}' % i) * (10 + i) * 20
+                                      for i in range(12) if i not in (5, 7))
+    assert r2.type_dumps == {"unread": 10, "typing": 10}
+    assert sum(r2.totals.values()) == r2.scanned_bytes
+
+
+def test_manifest_directory_gives_addresses_and_catches_truncation(tmp_path):
+    from offheap.manifest import Manifest, RegionEntry, save_manifest
+
+    d = tmp_path / "dumpdir"
+    d.mkdir(mode=0o700)
+    data = _dump(1)
+    (d / "r0.bin").write_bytes(data)
+    (d / "r1.bin").write_bytes(data[:1000])
+    regions = (RegionEntry(start=0x7F0000000000, end=0x7F0000000000 + len(data), perms="rw-p",
+                           cls="arena-heap", file="r0.bin", present=len(data)),
+               RegionEntry(start=0x7F1000000000, end=0x7F1000000000 + len(data), perms="rw-p",
+                           cls="arena-heap", file="r1.bin", present=len(data)))
+    save_manifest(Manifest(pid=1, cmdline=("x",), created="2026-01-01T00:00:00Z", method="mem",
+                           regions=regions), d)
+    r = scan_many([d], SIGS, progress=False)
+    assert r.dumps[0].ok and r.dumps[0].spec.base_address == 0x7F0000000000
+    unread = next(t for t in r.dumps[0].attribution.types if t.name == "unread")
+    assert unread.example_addresses[0] == 0x7F0000000000
+    assert not r.dumps[1].ok and "truncated" in r.dumps[1].error
+
+
+def test_cli_scan_table_json_csv(dumps, tmp_path):
+    folder, _ = dumps
+    sig = tmp_path / "sigs.toml"
+    sig.write_text('mode = "replace"\n[[type]]\nname = "unread"\npatterns = [\'"unread_count"\']\n')
+    out_json = tmp_path / "r.json"
+    out_csv = tmp_path / "r.csv"
+    res = run_cli("scan", str(folder), "--signatures", str(sig), "--json", str(out_json),
+                  "--csv", str(out_csv), "--workers", "2")
+    assert res.returncode == 1          # the empty dump failed, was reported, the rest scanned
+    assert b"10 of 11 dumps scanned" in res.stdout   # a directory expands to its files
+    assert res.stderr.count(b"\n") == 1 and b"dump-05.bin: empty" in res.stderr
+    doc = json.loads(out_json.read_text())
+    assert doc["schema"] == "offheap-scan/1"
+    assert [d["ok"] for d in doc["dumps"]].count(False) == 1
+    rows = list(csv.DictReader(io.StringIO(out_csv.read_text())))
+    assert {r["class"] for r in rows if r["class"]} == {"unread", "other text", "zero", "binary"}
+    again = run_cli("scan", str(folder), "--signatures", str(sig), "--json", str(out_json))
+    assert again.returncode == 1 and b"without --force" in again.stderr
+
+
+def test_cli_scan_bad_signature_file_is_one_line(tmp_path, dumps):
+    folder, _ = dumps
+    sig = tmp_path / "bad.toml"
+    sig.write_text('[[type]]\nname = "x"\npatterns = [""]\n')
+    res = run_cli("scan", str(folder), "--signatures", str(sig))
+    assert res.returncode != 0
+    assert res.stderr.decode().count("\n") == 1 and "bad.toml:3" in res.stderr.decode()
+
+
+def test_cli_templates_writes_signatures(tmp_path, dumps):
+    folder, paths = dumps
+    out = tmp_path / "discovered.toml"
+    res = run_cli("templates", str(paths[0]), str(paths[1]), "--write-signatures", str(out))
+    assert res.returncode == 0, res.stderr
+    assert b'{"event":"unread_count","uid":#,"count":#}' in res.stdout
+    scan = run_cli("scan", str(paths[0]), "--signatures", str(out))
+    assert scan.returncode == 0 and b"unread_count" in scan.stdout
