@@ -21,6 +21,7 @@ COMMANDS = [
     "strings",
     "scan",
     "templates",
+    "dump",
     "regions",
     "nmt",
     "heap",
