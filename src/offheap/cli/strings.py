@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import queue
 import re
 import sys
+import threading
+from typing import Iterator
 
 import numpy as np
 
@@ -39,7 +42,7 @@ def _unit_chars(w, start: int, a: int, b: int, unit: int, lane: int) -> bytes:
 
 
 class StringsWriter:
-    """Writes one file's strings to ``out`` as GNU strings does, window by window.
+    """Renders one file's strings as GNU strings does, window by window.
 
     Strings wholly inside a window are rendered by the ``format_strings`` kernel. The
     one string that may reach across a window edge is streamed: printed as soon as it
@@ -47,9 +50,8 @@ class StringsWriter:
     on its length.
     """
 
-    def __init__(self, out, name: bytes, min_len: int, encoding: str, whitespace: bool,
+    def __init__(self, name: bytes, min_len: int, encoding: str, whitespace: bool,
                  radix: int, print_name: bool, sep: bytes):
-        self.out = out
         self.min_len = min_len
         self.encoding = encoding
         self.whitespace = whitespace
@@ -66,7 +68,9 @@ class StringsWriter:
         fmt = {8: b"%7o ", 10: b"%7d ", 16: b"%7x "}.get(self.radix)
         return self.prefix + (fmt % offset if fmt else b"")
 
-    def feed(self, w) -> None:
+    def feed(self, w) -> list[bytes]:
+        """The output for window ``w``, as chunks to write in order."""
+        out: list[bytes] = []
         kernels = _impl.kernels()
         offs, lens = kernels.find_strings(w.buf, w.begin, w.end, w.final, self.min_len,
                                           self.encoding, self.whitespace, w.base, self.state)
@@ -77,12 +81,12 @@ class StringsWriter:
             s, ln = int(offs[0]), int(lens[0])
             tail = _unit_chars(w, s, wstart, s + ln, self.unit, self.lane)
             if self.open_printed and self.open_start == s:
-                self.out.write(tail + self.sep)
+                out.append(tail + self.sep)
             else:
-                self.out.write(self.header(s) + self.carry + tail + self.sep)
+                out.append(self.header(s) + self.carry + tail + self.sep)
             first = 1
         if first < len(offs):
-            self.out.write(kernels.format_strings(w.buf, w.base, offs[first:], lens[first:],
+            out.append(kernels.format_strings(w.buf, w.base, offs[first:], lens[first:],
                                                   self.encoding, self.radix, self.prefix, self.sep))
         if self.state[0] and not w.final:
             s = int(self.state[1])
@@ -92,14 +96,58 @@ class StringsWriter:
                 self.open_printed, self.carry = False, b""
             self.open_start = s
             if self.open_printed:
-                self.out.write(seg)
+                out.append(seg)
             else:
                 self.carry += seg
                 if units >= self.min_len:
-                    self.out.write(self.header(s) + self.carry)
+                    out.append(self.header(s) + self.carry)
                     self.open_printed, self.carry = True, b""
         else:
             self.open_start, self.open_printed, self.carry = None, False, b""
+        return out
+
+
+_END = object()
+
+
+def _in_background(chunks: Iterator[list[bytes]], depth: int = 2) -> Iterator[list[bytes]]:
+    """Run ``chunks`` (scan + format, GIL released in the kernels) in a thread, at most
+    ``depth`` windows ahead, so scanning the next window overlaps writing this one."""
+    q: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in chunks:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        pass
+                if stop.is_set():
+                    return
+            q.put(_END)
+        except BaseException as exc:  # handed to the consumer, raised there
+            q.put(exc)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close:
+                close()
+
+    worker = threading.Thread(target=produce, name="offheap-strings", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
 
 
 
@@ -157,21 +205,32 @@ class StringsCommand(Command):
     def _one(self, name: str, out, args, radix: int, sep: bytes) -> None:
         stdin = name == "-"
         label = STDIN_NAME.encode() if stdin else os.fsencode(name)
-        writer = StringsWriter(out, label, args.min_len, args.encoding, args.whitespace,
+        writer = StringsWriter(label, args.min_len, args.encoding, args.whitespace,
                                radix, args.print_name, sep)
         if stdin:
-            seen = 0
-            for w in stream_windows(sys.stdin.buffer, args.window):
-                seen += w.end - w.begin
-                if w.final:
-                    _check_size(STDIN_NAME, seen, args.min_len, writer.unit)
-                writer.feed(w)
-            return
+            chunks = self._stdin_chunks(writer, args)
+        else:
+            chunks = self._file_chunks(name, writer, args)
+        for parts in _in_background(chunks):
+            for part in parts:
+                out.write(part)
+
+    @staticmethod
+    def _stdin_chunks(writer: StringsWriter, args) -> Iterator[list[bytes]]:
+        seen = 0
+        for w in stream_windows(sys.stdin.buffer, args.window):
+            seen += w.end - w.begin
+            if w.final:
+                _check_size(STDIN_NAME, seen, args.min_len, writer.unit)
+            yield writer.feed(w)
+
+    @staticmethod
+    def _file_chunks(name: str, writer: StringsWriter, args) -> Iterator[list[bytes]]:
         fd, size = _open_file(name)
         try:
             _check_size(name, size, args.min_len, writer.unit)
             for w in _file_windows(fd, size, args.window):
-                writer.feed(w)
+                yield writer.feed(w)
         finally:
             os.close(fd)
 
