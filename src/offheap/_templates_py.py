@@ -11,8 +11,8 @@ __all__ = ["template_hashes", "normalize_template", "LONG_TOKEN"]
 LONG_TOKEN = 16
 # a quoted string holding a space (free text), or a token of letters and digits
 _TOKEN = re.compile(rb'"[^"]* [^"]*"|[A-Za-z0-9]+')
-_FNV_OFFSET = 0xCBF29CE484222325
-_FNV_PRIME = 0x100000001B3
+_SEED = 0x6A09E667F3BCC908
+_MIX = 0x9E3779B97F4A7C15
 _MASK64 = (1 << 64) - 1
 
 
@@ -36,11 +36,15 @@ def normalize_template(text: bytes) -> bytes:
     return _TOKEN.sub(_mask, text)
 
 
-def _fnv1a(data: bytes) -> int:
-    h = _FNV_OFFSET
-    for c in data:
-        h = ((h ^ c) * _FNV_PRIME) & _MASK64
-    return h
+def _hash(data: bytes) -> int:
+    """The kernel's hash: mix each 8-byte little-endian word (the last one zero-padded),
+    then the length."""
+    h = _SEED
+    for k in range(0, len(data), 8):
+        h = ((h ^ int.from_bytes(data[k:k + 8], "little")) * _MIX) & _MASK64
+        h ^= h >> 29
+    h = ((h ^ len(data)) * _MIX) & _MASK64
+    return h ^ (h >> 32)
 
 
 def template_hashes(buf, base: int, offsets, lengths, unit: int = 1, lane: int = 0) -> np.ndarray:
@@ -55,5 +59,5 @@ def template_hashes(buf, base: int, offsets, lengths, unit: int = 1, lane: int =
         rel = off - base
         if off < base or rel + ln > len(data):
             raise ValueError(f"string at offset {off} is not inside the buffer")
-        out[i] = _fnv1a(normalize_template(bytes(data[rel + lane:rel + ln:unit])))
+        out[i] = _hash(normalize_template(bytes(data[rel + lane:rel + ln:unit])))
     return out

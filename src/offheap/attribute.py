@@ -48,6 +48,7 @@ BINARY = "binary"
 # short fragments of freed payloads (malloc overwrites a freed chunk's first 16 bytes).
 DEFAULT_MIN_LEN = 8
 EXAMPLES = 5
+HASH_MASK = (1 << 48) - 1
 
 
 @dataclass
@@ -112,8 +113,7 @@ class TemplateCounter:
 
     def __init__(self, limit: int = 200_000):
         self.limit = limit
-        self.cls = np.empty(0, np.int64)
-        self.hash = np.empty(0, np.uint64)
+        self.key = np.empty(0, np.uint64)
         self.count = np.empty(0, np.int64)
         self.nbytes = np.empty(0, np.int64)
         self.ex_off = np.empty(0, np.uint64)
@@ -123,30 +123,39 @@ class TemplateCounter:
     def add(self, cls: np.ndarray, hashes: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> None:
         if not len(hashes):
             return
-        c = np.concatenate([self.cls, cls.astype(np.int64)])
-        h = np.concatenate([self.hash, hashes])
+        # one sortable key per (class, template): class in the top 16 bits, 48 bits of hash
+        key = (cls.astype(np.uint64) << np.uint64(48)) | (hashes & np.uint64(HASH_MASK))
+        k = np.concatenate([self.key, key])
         n = np.concatenate([self.count, np.ones(len(hashes), np.int64)])
         b = np.concatenate([self.nbytes, lengths.astype(np.int64)])
         eo = np.concatenate([self.ex_off, offsets])
         el = np.concatenate([self.ex_len, lengths])
-        order = np.lexsort((h, c))
-        c, h, n, b, eo, el = c[order], h[order], n[order], b[order], eo[order], el[order]
-        first = np.ones(len(c), bool)
-        first[1:] = (c[1:] != c[:-1]) | (h[1:] != h[:-1])
+        order = np.argsort(k, kind="stable")
+        k, n, b, eo, el = k[order], n[order], b[order], eo[order], el[order]
+        first = np.ones(len(k), bool)
+        first[1:] = k[1:] != k[:-1]
         starts = np.flatnonzero(first)
-        self.cls, self.hash = c[starts], h[starts]
+        self.key = k[starts]
         self.count = np.add.reduceat(n, starts)
         self.nbytes = np.add.reduceat(b, starts)
         self.ex_off, self.ex_len = eo[starts], el[starts]
-        if len(self.cls) > self.limit:
+        if len(self.key) > self.limit:
             keep = np.sort(np.argsort(-self.nbytes, kind="stable")[: self.limit // 2])
-            for name in ("cls", "hash", "count", "nbytes", "ex_off", "ex_len"):
+            for name in ("key", "count", "nbytes", "ex_off", "ex_len"):
                 setattr(self, name, getattr(self, name)[keep])
             self.pruned = True
 
+    @property
+    def cls(self) -> np.ndarray:
+        return (self.key >> np.uint64(48)).astype(np.int64)
+
+    @property
+    def hash(self) -> np.ndarray:
+        return self.key & np.uint64(HASH_MASK)
+
     def top(self, cls: int, n: int) -> np.ndarray:
         """Indices of the ``n`` templates of class ``cls`` with the most bytes."""
-        idx = np.flatnonzero(self.cls == cls)
+        idx = np.flatnonzero((self.key >> np.uint64(48)) == np.uint64(cls))
         return idx[np.argsort(-self.nbytes[idx], kind="stable")[:n]]
 
 
