@@ -241,10 +241,7 @@ def attribute(source: Source, signatures: Signatures | None = None, *, min_len: 
             nstrings_total += len(offs)
             np.add.at(type_bytes, cls, lens.astype(np.int64))
             np.add.at(type_strings, cls, 1)
-            for c in np.unique(cls).tolist():
-                need = EXAMPLES - len(examples[c])
-                if need > 0:
-                    examples[c] += offs[cls == c][:need].tolist()
+            _add_examples(examples, cls, offs)
             hashes = _hashes(kernels, w, offs, lens, reader)
             templates.add(cls, hashes, offs, lens)
 
@@ -282,6 +279,21 @@ def attribute(source: Source, signatures: Signatures | None = None, *, min_len: 
     return Attribution(source=label, size=size, base_address=base_address, min_len=min_len,
                        class_bytes=class_bytes, types=types, other_text=report(other, OTHER_TEXT),
                        strings=nstrings_total)
+
+
+def _add_examples(examples: list[list[int]], cls: np.ndarray, offs: np.ndarray) -> None:
+    """Keep the first EXAMPLES offsets of each class. Looks at a prefix first: scanning
+    the whole window once per class costs more than the rest of the bookkeeping."""
+    present = np.bincount(cls, minlength=len(examples))
+    missing = [c for c in range(len(examples)) if len(examples[c]) < EXAMPLES and present[c]]
+    if not missing:
+        return
+    head = cls[:4096]
+    for c in missing:
+        found = np.flatnonzero(head == c)
+        if len(found) < EXAMPLES - len(examples[c]) and len(cls) > len(head):
+            found = np.flatnonzero(cls == c)
+        examples[c] += offs[found[:EXAMPLES - len(examples[c])]].tolist()
 
 
 def _hashes(kernels, w, offs: np.ndarray, lens: np.ndarray, reader: _Reader) -> np.ndarray:
