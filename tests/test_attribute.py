@@ -98,3 +98,16 @@ def test_strings_across_window_edges_keep_their_matches():
     for window in (64, 128, 200, 4096):
         a = attribute(data, SIGS, min_len=8, window=window)
         assert a.class_bytes["unread"] == len(msg), window
+
+
+def test_keep_strings_gives_every_string_with_its_class():
+    data = b'{"event":"unread_count"}\x00plain text\x00{"event":"presence"}\x00' * 3
+    a = attribute(data, SIGS, min_len=8, keep_strings=True, window=64)
+    names = [t.name for t in SIGS.types] + [OTHER_TEXT]
+    got = [(int(o), int(n), names[c]) for o, n, c in zip(a.string_offsets, a.string_lengths, a.string_classes)]
+    want = []
+    for m in re.finditer(rb"[\t\x20-\x7e]{8,}", data):
+        kind = "unread" if b"unread" in m.group() else "presence" if b"presence" in m.group() else OTHER_TEXT
+        want.append((m.start(), len(m.group()), kind))
+    assert got == want
+    assert attribute(data, SIGS, min_len=8).string_offsets is None

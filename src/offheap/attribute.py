@@ -90,6 +90,11 @@ class Attribution:
     types: list[TypeReport]
     other_text: TypeReport
     strings: int
+    # with attribute(keep_strings=True): every string's offset, length and class index
+    # (0..n-1 the payload types in signature order, n = other text), for heap attribution
+    string_offsets: np.ndarray | None = field(default=None, repr=False)
+    string_lengths: np.ndarray | None = field(default=None, repr=False)
+    string_classes: np.ndarray | None = field(default=None, repr=False)
 
     def share(self, name: str) -> float:
         return self.class_bytes[name] / self.size if self.size else 0.0
@@ -179,12 +184,14 @@ def _text_of(raw: bytes, limit: int = 400) -> str:
 
 def attribute(source: Source, signatures: Signatures | None = None, *, min_len: int = DEFAULT_MIN_LEN,
               base_address: int | None = None, top: int = 10, window: int = DEFAULT_WINDOW,
-              name: str | None = None) -> Attribution:
+              name: str | None = None, keep_strings: bool = False) -> Attribution:
     """Attribute every byte of ``source`` (path, bytes or mmap) to a payload type of
     ``signatures`` (default: the built-in recognisers), other text, zero or binary.
 
     ``base_address`` (the virtual address of the dump's first byte) adds addresses to
-    the examples; ``top`` bounds the templates kept per type.
+    the examples; ``top`` bounds the templates kept per type. ``keep_strings`` keeps
+    every string's offset, length and class (memory grows with the dump: meant for
+    heaps of at most 64 MiB, whose chunks ``heap.attribute`` then types).
     """
     check_options(min_len, "s")
     if top < 0:
@@ -216,6 +223,7 @@ def attribute(source: Source, signatures: Signatures | None = None, *, min_len: 
     carry_off = np.empty(0, np.uint64)      # matches inside the string still open
     carry_pid = np.empty(0, np.int32)
     reader = _Reader(source)
+    kept: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 
     for w in windows(source, window):
         offs, lens = kernels.find_strings(w.buf, w.begin, w.end, w.final, min_len, "s", False,
@@ -244,6 +252,8 @@ def attribute(source: Source, signatures: Signatures | None = None, *, min_len: 
             _add_examples(examples, cls, offs)
             hashes = _hashes(kernels, w, offs, lens, reader)
             templates.add(cls, hashes, offs, lens)
+            if keep_strings:
+                kept.append((offs, lens, cls))
 
     text_bytes = int(type_bytes.sum())
     class_bytes = {t.name: int(type_bytes[i]) for i, t in enumerate(sigs.types)}
@@ -276,9 +286,14 @@ def attribute(source: Source, signatures: Signatures | None = None, *, min_len: 
             for p in np.flatnonzero(sigs.pattern_type == i).tolist()}
         types.append(r)
     types.sort(key=lambda r: -r.bytes)
-    return Attribution(source=label, size=size, base_address=base_address, min_len=min_len,
-                       class_bytes=class_bytes, types=types, other_text=report(other, OTHER_TEXT),
-                       strings=nstrings_total)
+    result = Attribution(source=label, size=size, base_address=base_address, min_len=min_len,
+                         class_bytes=class_bytes, types=types, other_text=report(other, OTHER_TEXT),
+                         strings=nstrings_total)
+    if keep_strings:
+        result.string_offsets = np.concatenate([k[0] for k in kept]) if kept else np.empty(0, np.uint64)
+        result.string_lengths = np.concatenate([k[1] for k in kept]) if kept else np.empty(0, np.uint64)
+        result.string_classes = np.concatenate([k[2] for k in kept]) if kept else np.empty(0, np.int64)
+    return result
 
 
 def _add_examples(examples: list[list[int]], cls: np.ndarray, offs: np.ndarray) -> None:
