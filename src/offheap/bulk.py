@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from .attribute import DEFAULT_MIN_LEN, Attribution, attribute
+from .attribute import DEFAULT_MIN_LEN, OTHER_TEXT, Attribution, attribute
 from .errors import InputError, OffheapError
 from .signatures import Signatures, builtin
 
@@ -39,6 +39,7 @@ class DumpSpec:
     expected_size: int | None = None
     region: str = ""             # e.g. "arena heap 0x7f3c14000000-0x7f3c18000000"
     error: str | None = None     # known before scanning (e.g. an empty directory)
+    heap_kind: str | None = None  # "arena" / "main": a glibc heap whose chunks to walk
 
 
 @dataclass
@@ -47,10 +48,26 @@ class DumpResult:
     attribution: Attribution | None = None
     error: str | None = None
     seconds: float = 0.0
+    heap: Any = None                         # heap.HeapWalk, for glibc heaps
+    heap_error: str | None = None
+    heap_types: dict[str, dict[str, int]] = field(default_factory=dict)  # name -> live/free chunk bytes
 
     @property
     def ok(self) -> bool:
         return self.attribution is not None
+
+    @property
+    def verdict(self) -> str | None:
+        """The heap verdict, with the payload type that dominates it."""
+        if self.heap is None:
+            return f"heap walk failed: {self.heap_error}" if self.heap_error else None
+        verdict = self.heap.verdict
+        key = "live" if verdict.startswith("live") else "free"
+        ranked = sorted(((v[key], n) for n, v in self.heap_types.items() if n != OTHER_TEXT and v[key]),
+                        reverse=True)
+        if ranked and not verdict.startswith("empty"):
+            verdict += f", mostly {ranked[0][1]}"
+        return verdict
 
 
 @dataclass
@@ -82,7 +99,12 @@ class BulkResult:
             "dumps": [
                 {"path": d.spec.path, "region": d.spec.region, "base_address": d.spec.base_address,
                  "ok": d.ok, "error": d.error, "seconds": round(d.seconds, 3),
-                 "attribution": d.attribution.to_dict() if d.ok else None}
+                 "attribution": d.attribution.to_dict() if d.ok else None,
+                 "heap": None if d.heap is None else {
+                     "verdict": d.verdict, "bytes_by_state": dict(d.heap.bytes_by_state),
+                     "free_share": round(d.heap.free_share, 4), "types": d.heap_types,
+                     "corruption": str(d.heap.corruption) if d.heap.corruption else None},
+                 "heap_error": d.heap_error}
                 for d in self.dumps],
         }
 
@@ -94,7 +116,8 @@ def _manifest_specs(directory: Path) -> list[DumpSpec]:
     specs = []
     for r in m.dumped():
         label = f"{r.cls or 'region'} {r.start:#x}-{r.end:#x}" + (f" {r.path}" if r.path else "")
-        specs.append(DumpSpec(str(directory / r.file), r.start, r.stored_size, label))
+        kind = {"arena": "arena", "heap": "main"}.get(r.cls or "")
+        specs.append(DumpSpec(str(directory / r.file), r.start, r.stored_size, label, heap_kind=kind))
     return specs
 
 
@@ -157,12 +180,39 @@ def _scan_one(spec: DumpSpec, sigs: Signatures, min_len: int, top: int) -> DumpR
             size = os.stat(spec.path).st_size
             if size != spec.expected_size:
                 raise InputError(f"{spec.path}: truncated dump: {size} bytes, manifest says {spec.expected_size}")
-        a = attribute(spec.path, sigs, min_len=min_len, base_address=spec.base_address, top=top)
-        return DumpResult(spec, a, seconds=time.perf_counter() - t0)
+        a = attribute(spec.path, sigs, min_len=min_len, base_address=spec.base_address, top=top,
+                      keep_strings=spec.heap_kind is not None)
+        result = DumpResult(spec, a)
+        if spec.heap_kind:
+            _walk(result, sigs)
+        result.seconds = time.perf_counter() - t0
+        return result
     except OffheapError as exc:
         return DumpResult(spec, error=str(exc), seconds=time.perf_counter() - t0)
     except OSError as exc:
         return DumpResult(spec, error=f"{spec.path}: {exc.strerror or exc}", seconds=time.perf_counter() - t0)
+
+
+def _walk(result: DumpResult, sigs: Signatures) -> None:
+    """Walk a glibc heap's chunks: live vs freed bytes, per payload type."""
+    from . import heap
+
+    spec, a = result.spec, result.attribution
+    try:
+        walk = heap.walk_heap(spec.path, base_address=spec.base_address, kind=spec.heap_kind)
+    except OffheapError as exc:
+        result.heap_error = str(exc)
+        return
+    result.heap = walk
+    names = sigs.names + [OTHER_TEXT]
+    by_state = heap.split_chunk_bytes(walk.chunks, a.string_offsets, a.string_lengths,
+                                      a.string_classes, len(names))
+    live = by_state[:, heap.IN_USE]
+    free = by_state[:, list(heap.FREE_STATES)].sum(axis=1)
+    result.heap_types = {n: {"live": int(live[i]), "free": int(free[i])}
+                         for i, n in enumerate(names) if live[i] or free[i]}
+    # the per-string arrays were only needed for this
+    a.string_offsets = a.string_lengths = a.string_classes = None
 
 
 def scan_many(paths: Iterable[str | os.PathLike] | Sequence[DumpSpec], signatures: Signatures | None = None,

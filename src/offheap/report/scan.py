@@ -67,6 +67,10 @@ def render_bulk(result: BulkResult, top_templates: int = 3) -> str:
             lead = ", ".join(f"{_short(n, 30)} {100 * b / a.size:.0f} %" for b, n in typed[:2]) or "no payload type"
             rows.append([d.spec.path, d.spec.region, human(a.size), lead])
         out.append(render_table([Column("dump"), Column("region"), Column("size", "r"), Column("largest types")], rows))
+    verdicts = [(d.spec.region or d.spec.path, d.verdict) for d in result.dumps if d.ok and d.verdict]
+    if verdicts:
+        out.append("\nglibc heaps: live (something still owns the chunks) or retained (freed, kept by glibc)")
+        out += [f"  {where}: {verdict}" for where, verdict in verdicts]
     return "\n".join(out)
 
 
