@@ -39,3 +39,20 @@ def test_dump_then_scan_gives_types_and_verdicts(start_leaky, tmp_path, free_hal
             assert "mostly push" in d["heap"]["verdict"]
             assert a["class_bytes"]["push"] > 0.5 * sum(v for k, v in a["class_bytes"].items() if k != "zero")
     assert b"glibc heaps: live" in res.stdout
+
+
+def test_heap_command_walks_every_heap_of_a_dump_directory(start_leaky, tmp_path):
+    with start_leaky("-t", "2", "-k", "4096", "-f") as target:
+        dumped = run_cli("dump", str(target.pid), "--suspects", "-o", str(tmp_path / "d"))
+        assert dumped.returncode == 0, dumped.stderr
+    res = run_cli("heap", str(tmp_path / "d"))
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.count(b"non-main arena heap") >= 2
+    manifest = json.loads((tmp_path / "d" / "manifest.json").read_text())
+    arena = next(r for r in manifest["regions"] if r.get("class") == "arena" and r.get("file"))
+    one = run_cli("heap", str(tmp_path / "d" / arena["file"]))
+    assert one.returncode == 0 and f"base {int(str(arena['start']), 0):#x}".encode() in one.stdout
+    empty = tmp_path / "none"
+    empty.mkdir()
+    bad = run_cli("heap", str(empty))
+    assert bad.returncode != 0 and bad.stderr.count(b"\n") == 1

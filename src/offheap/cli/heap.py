@@ -10,8 +10,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pathlib import Path
+
 from ..heap import STATE_NAMES, walk_heap
+from ..manifest import MANIFEST_NAME, load_manifest
 from . import Command, CommandError
+
+# manifest region class -> walk_heap kind
+_KINDS = {"arena": "arena", "heap": "main"}
 
 
 def _address(text: str) -> int:
@@ -80,19 +86,47 @@ class HeapCommand(Command):
     help = "walk a dumped glibc heap: live (leak) or freed memory glibc keeps"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("dump", help="dump of one heap: a non-main arena heap from its base, or [heap]")
+        parser.add_argument("dump", help="dump of one heap (a non-main arena heap from its base, or [heap]), "
+                                         "or a dump directory: every glibc heap its manifest lists")
+        parser.add_argument("--manifest", metavar="FILE",
+                            help="manifest.json giving the dump's address and class (default: the one beside it)")
         parser.add_argument("--base", type=_address, default=None, metavar="ADDR",
                             help="address of the dump's first byte (default: read from heap_info)")
         parser.add_argument("--kind", choices=("auto", "arena", "main"), default="auto",
                             help="arena: non-main heap with heap_info; main: [heap] (default: auto)")
 
     def run(self, args: argparse.Namespace) -> int:
-        try:
-            walk = walk_heap(args.dump, base_address=args.base, kind=args.kind)
-        except IsADirectoryError:
-            raise CommandError(f"{args.dump}: is a directory") from None
-        render(walk, args.dump, sys.stdout)
+        for path, base, kind in self._targets(args):
+            walk = walk_heap(path, base_address=base, kind=kind)
+            render(walk, path, sys.stdout)
         return 0
+
+    @staticmethod
+    def _targets(args: argparse.Namespace) -> list[tuple[str, int | None, str]]:
+        """(file, base address, kind) of each heap to walk; the manifest fills in what
+        the command line leaves out."""
+        dump = Path(args.dump)
+        manifest_dir = Path(args.manifest).parent if args.manifest else (dump if dump.is_dir() else dump.parent)
+        have_manifest = (manifest_dir / MANIFEST_NAME).exists() if not args.manifest else True
+        if dump.is_dir():
+            if not have_manifest:
+                raise CommandError(f"{dump}: a directory without {MANIFEST_NAME}: name one heap dump")
+            m = load_manifest(manifest_dir)
+            heaps = [(str(manifest_dir / r.file), r.start, _KINDS[r.cls]) for r in m.dumped() if r.cls in _KINDS]
+            if not heaps:
+                raise CommandError(f"{dump}: the manifest lists no glibc heap (arena or [heap])")
+            return heaps
+        base, kind = args.base, args.kind
+        if have_manifest:
+            m = load_manifest(manifest_dir)
+            entry = next((r for r in m.dumped() if r.file == dump.name), None)
+            if entry is None and args.manifest:
+                raise CommandError(f"{args.manifest}: lists no dump file named {dump.name}")
+            if entry is not None:
+                base = entry.start if base is None else base
+                if kind == "auto" and entry.cls in _KINDS:
+                    kind = _KINDS[entry.cls]
+        return [(str(dump), base, kind)]
 
 
 COMMAND = HeapCommand()
