@@ -25,6 +25,7 @@ COMMANDS = [
     "regions",
     "nmt",
     "heap",
+    "investigate", "diff", "demo",
 ]
 
 
