@@ -71,9 +71,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
-import numpy as np
-
-from . import __version__, _impl
+from . import __version__
 from . import heap as heapmod
 from . import nmt as nmtmod
 from . import proc
@@ -100,8 +98,6 @@ JCMD_TIMEOUT = 20.0
 DISCOVERED_TYPES = 8
 # Heaps holding less than this get no line of their own in the verdicts.
 MIN_VERDICT_RSS = 1 << 20
-# Templates opening with the same literal of at least this many bytes are one payload type.
-MIN_PREFIX = 16
 
 CAPTURE = "capture"
 DUMP = "dump"
@@ -433,7 +429,7 @@ def _analyse(src: Path, out: Path, signatures: Optional[Signatures], *, write_ht
         region = by_start.get(e.start) or _region_of_entry(e)
         try:
             attr = attribute(os.fspath(path), signatures, base_address=e.start, top=10,
-                             name=f"{e.start:#x}-{e.end:#x}")
+                             name=f"{e.start:#x}-{e.end:#x}", keep_strings=region.cls in _HEAP_CLASSES)
         except EmptyInputError:
             continue
         finding = DumpFinding(region, e, attr)
@@ -476,100 +472,31 @@ def _discover(paths: Sequence[Path], notes: list[str]) -> Signatures:
         return builtin()
     try:
         templates = discover_templates(sources, min_len=DEFAULT_MIN_LEN, top=8 * DISCOVERED_TYPES)
-        found = signatures_from_templates(_merge_by_prefix(templates), n=DISCOVERED_TYPES)
+        found = signatures_from_templates(templates, n=DISCOVERED_TYPES)
     except InputError as exc:
         notes.append(f"no templates to turn into signatures ({exc}); built-in recognisers only")
         return builtin()
     return Signatures.from_types(found.types, mode="add", source="<discovered>")
 
 
-def _merge_by_prefix(templates: list) -> list:
-    """Fold templates that open with the same long literal into the biggest of them.
-
-    Enumerated values are literals to the template masker, so ``{"event":"presence",
-    "uid":#,"status":"away",…}`` and ``…"status":"online",…`` come out as separate
-    templates; as separate types each would keep only its distinguishing fragment and
-    the variants left out of the top ``n`` would fall to ``json``. A shared opening of
-    at least ``MIN_PREFIX`` bytes (``{"event":"presence","uid":``) names one payload.
-    """
-    groups: dict[str, Any] = {}
-    out = []
-    for t in sorted(templates, key=lambda t: -t.bytes):
-        prefix = t.template.split("#", 1)[0]
-        if len(prefix) < MIN_PREFIX or "#" not in t.template:
-            out.append(t)
-            continue
-        home = groups.get(prefix)
-        if home is None:
-            groups[prefix] = t
-            out.append(t)
-        else:
-            home.count += t.count
-            home.bytes += t.bytes
-            home.dumps = max(home.dumps, t.dumps)
-    out.sort(key=lambda t: -t.bytes)
-    return out
-
-
-def _string_types(path: Path, sigs: Signatures, min_len: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every string of ``path`` with its class index (types 0..n-1, n = other text),
-    decided by the same rule as ``attribute``."""
-    from .scan import strings
-    s = strings(os.fspath(path), min_len=min_len)
-    pset = sigs.pattern_set()
-    m = pset.find_all(os.fspath(path))
-    cls, _ = _impl.kernels().string_types(
-        s.offsets, s.lengths, m.offsets, m.pattern_ids, pset.lengths.astype(np.int64),
-        sigs.pattern_type.astype(np.int64), np.array([t.priority for t in sigs.types], np.int64))
-    cls = np.asarray(cls, np.int64)
-    cls[cls < 0] = len(sigs.types)
-    return s.offsets, s.lengths, cls
-
-
 def _walk(finding: DumpFinding, path: Path, sigs: Signatures) -> None:
     kind = "arena" if finding.region.cls is RegionClass.ARENA_HEAP else "main"
+    a = finding.attribution
     try:
         walk = heapmod.walk_heap(os.fspath(path), base_address=finding.entry.start, kind=kind)
     except OffheapError as exc:
         finding.heap_error = str(exc)
         return
+    finally:
+        strings = (a.string_offsets, a.string_lengths, a.string_classes)
+        a.string_offsets = a.string_lengths = a.string_classes = None   # only needed here
     finding.heap = walk
-    offs, lens, cls = _string_types(path, sigs, finding.attribution.min_len)
-    ntypes = len(sigs.types)
-    by_state = _chunk_bytes_by_type(walk.chunks, offs, lens, cls, ntypes + 1)
+    names = [t.name for t in sigs.types] + [OTHER_TEXT]
+    by_state = heapmod.split_chunk_bytes(walk.chunks, *strings, len(names))
     live = by_state[:, heapmod.IN_USE]
     free = by_state[:, list(heapmod.FREE_STATES)].sum(axis=1)
-    names = [t.name for t in sigs.types] + [OTHER_TEXT]
     finding.heap_types = {n: {"live": int(live[i]), "free": int(free[i])}
                           for i, n in enumerate(names) if live[i] or free[i]}
-
-
-def _chunk_bytes_by_type(chunks: heapmod.HeapChunks, offs: np.ndarray, lens: np.ndarray, cls: np.ndarray,
-                         ntypes: int) -> np.ndarray:
-    """Chunk bytes per (type, state), each chunk split between the types in proportion
-    to their string bytes inside it.
-
-    ``heap.attribute`` gives a chunk whole to its largest type; that is right for one
-    payload per malloc, but glibc coalesces freed neighbours into chunks of hundreds of
-    KiB holding every type (and a zlib window holds many messages), where the whole-chunk
-    rule would hand all of them to the largest type.
-    """
-    out = np.zeros((ntypes, len(heapmod.STATE_NAMES)), np.float64)
-    coff = chunks.offset.astype(np.int64)
-    csize = chunks.size.astype(np.int64)
-    if not len(coff) or not len(offs):
-        return out.astype(np.int64)
-    so = offs.astype(np.int64)
-    idx = np.searchsorted(coff, so, side="right") - 1
-    ok = idx >= 0
-    idx_c = np.where(ok, idx, 0)
-    ok &= so < coff[idx_c] + csize[idx_c]
-    idx, so = idx_c[ok], so[ok]
-    nb = np.minimum(lens.astype(np.int64)[ok], coff[idx] + csize[idx] - so)
-    per_chunk = np.bincount(idx, weights=nb, minlength=len(coff))
-    weight = nb / per_chunk[idx] * csize[idx]
-    np.add.at(out, (cls[ok], chunks.state.astype(np.int64)[idx]), weight)
-    return np.rint(out).astype(np.int64)
 
 
 def _region_verdict(f: DumpFinding) -> str:

@@ -1,8 +1,10 @@
 """Template discovery: what fills a dump when the user has no signatures yet.
 
 Strings are grouped into templates by masking their variable parts (numbers, hex ids,
-UUIDs, timestamps: ``normalize_template``) and by splitting messages that sit back to
-back in one run (``}{``). Templates are ranked by the bytes they cover, over one or
+UUIDs, timestamps, free text: ``normalize_template``) and by splitting messages that
+sit back to back in one run (``}{``); pieces of freed copies fold into their template,
+and templates opening with the same long literal (the same event with different
+enumerated values) fold into one. Templates are ranked by the bytes they cover, over one or
 many dumps; ``signatures_from_templates`` turns the top ones into payload types (each
 keyed by the literal fragments only it has) so ``attribute`` can use them, and
 ``signatures_toml`` writes them as a signatures file to edit.
@@ -34,6 +36,7 @@ __all__ = ["Template", "discover_templates", "split_messages", "signatures_from_
 # Two messages written back to back (websocket frames in one buffer) meet at "}{".
 _MESSAGE_BOUNDARY = re.compile(rb"\}\{")
 MIN_FRAGMENT = 6
+MIN_PREFIX = 16
 
 
 @dataclass
@@ -122,7 +125,7 @@ def _merge_dumps(counter: TemplateCounter, sources: Sequence[Source], top: int) 
             bytes=int(nbytes[i]), dumps=int(dumps[i]), example=raw[:400].decode("latin-1"),
             example_source=os.fspath(src) if _is_path(src) else "buffer",
             example_offset=int(counter.ex_off[j])))
-    return _fold_fragments(result)[:top]
+    return _merge_by_prefix(_fold_fragments(result))[:top]
 
 
 def _fold_fragments(templates: list[Template]) -> list[Template]:
@@ -140,6 +143,34 @@ def _fold_fragments(templates: list[Template]) -> list[Template]:
             home.dumps = max(home.dumps, t.dumps)
     kept.sort(key=lambda t: -t.bytes)
     return kept
+
+
+def _merge_by_prefix(templates: list[Template]) -> list[Template]:
+    """Fold templates that open with the same long literal into the biggest of them.
+
+    Enumerated values are literals to the masker, so ``{"event":"presence","uid":#,
+    "status":"away",…}`` and ``…"status":"online",…`` come out as separate templates;
+    as separate types each would keep only its distinguishing fragment and the variants
+    left out of the top would fall to a generic type. A shared opening of at least
+    MIN_PREFIX bytes (``{"event":"presence","uid":``) names one payload.
+    """
+    groups: dict[str, Template] = {}
+    out = []
+    for t in sorted(templates, key=lambda t: -t.bytes):
+        prefix = t.template.split("#", 1)[0]
+        if len(prefix) < MIN_PREFIX or "#" not in t.template:
+            out.append(t)
+            continue
+        home = groups.get(prefix)
+        if home is None:
+            groups[prefix] = t
+            out.append(t)
+        else:
+            home.count += t.count
+            home.bytes += t.bytes
+            home.dumps = max(home.dumps, t.dumps)
+    out.sort(key=lambda t: -t.bytes)
+    return out
 
 
 def _fragments(template: str) -> list[str]:
