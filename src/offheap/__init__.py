@@ -12,10 +12,12 @@ __version__ = "0.1.0"
 from . import errors
 from .errors import *  # noqa: F401,F403  (the hierarchy is public API)
 from .scan import Strings, iter_strings, strings  # noqa: E402
+# Loaded eagerly because the function shares its name with its module: importing the
+# submodule later would rebind `offheap.attribute` to the module.
+from .attribute import Attribution, attribute  # noqa: E402
 
 # The rest of the API loads on first use, so `offheap strings` starts fast (PEP 562).
 _LAZY = {
-    "attribute": ".attribute", "Attribution": ".attribute",
     "scan_many": ".bulk", "BulkResult": ".bulk",
     "PatternSet": ".matching",
     "PayloadType": ".signatures", "Signatures": ".signatures", "load_signatures": ".signatures",
