@@ -62,8 +62,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import subprocess
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -77,7 +75,7 @@ from . import nmt as nmtmod
 from . import proc
 from . import regions as regionsmod
 from .attribute import BINARY, DEFAULT_MIN_LEN, OTHER_TEXT, ZERO, Attribution, attribute
-from .errors import EmptyInputError, InputError, JcmdError, OffheapError, ParseError, ToolMissing
+from .errors import EmptyInputError, InputError, OffheapError, ParseError
 from .manifest import Manifest, load_manifest, region_file
 from .records import NmtComparison, NmtReport, Region, RegionClass
 from .report.text import human
@@ -435,7 +433,7 @@ def _analyse(src: Path, out: Path, signatures: Optional[Signatures], *, write_ht
         finding = DumpFinding(region, e, attr)
         if region.cls in _HEAP_CLASSES:
             _walk(finding, path, signatures)
-        finding.verdict = _region_verdict(finding)
+        finding.verdict = _region_verdict(finding, live_read=manifest.stopped_seconds == 0)
         dumps.append(finding)
 
     types, composition = _aggregate(dumps, signatures)
@@ -499,7 +497,7 @@ def _walk(finding: DumpFinding, path: Path, sigs: Signatures) -> None:
                           for i, n in enumerate(names) if live[i] or free[i]}
 
 
-def _region_verdict(f: DumpFinding) -> str:
+def _region_verdict(f: DumpFinding, live_read: bool = False) -> str:
     if f.heap is None:
         if f.heap_error:
             return f"heap walk failed: {f.heap_error}"
@@ -514,7 +512,10 @@ def _region_verdict(f: DumpFinding) -> str:
     if ranked and not verdict.startswith("empty"):
         verdict += f", mostly {_quote(ranked[0][1])}"
     if f.heap.corruption is not None:
-        verdict += f" (walk stopped: {f.heap.corruption})"
+        # mem/vm read a running process: a thread may change chunks while they are read
+        maybe = "; the target kept running while it was read, so the heap may have changed under the reader" \
+            if live_read else ""
+        verdict += f" (walk stopped: {f.heap.corruption}{maybe})"
     return verdict
 
 
@@ -897,46 +898,17 @@ def _parse_nmt_text(text: Optional[str], source: Path) -> Optional[NmtReport]:
     return nmtmod.parse_nmt(text, str(source))
 
 
-def _jcmd_text(pid: int, mode: str, timeout: float) -> str:
-    """Raw ``jcmd PID VM.native_memory MODE`` output (kept in capture/nmt.txt)."""
-    st = proc.read_status(pid)
-    if st.is_stopped:
-        raise JcmdError(pid, f"process {pid} is stopped; jcmd would hang until it runs again")
-    tool = os.environ.get("OFFHEAP_JCMD") or "jcmd"
-    argv = nmtmod.jcmd_argv(pid, mode, "KB", tool)
-    try:
-        p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                             start_new_session=True)
-    except FileNotFoundError:
-        raise ToolMissing(f"{tool} not found (install a JDK to read NMT)") from None
-    try:
-        out, err = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        # jcmd is itself a JVM with helpers: end its whole session group, by its id.
-        try:
-            os.killpg(p.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        p.communicate()
-        raise JcmdError(pid, f"jcmd did not answer within {timeout:g} s") from None
-    text = out.decode("utf-8", "replace")
-    if p.returncode != 0:
-        first = (err.decode("utf-8", "replace").strip() or text.strip() or "no output").splitlines()[-1]
-        raise JcmdError(pid, f"jcmd failed (exit {p.returncode}): {first}")
-    return text
-
-
 def _capture_nmt(pid: int, timeout: float) -> tuple[Optional[str], str]:
     """NMT text (detail when the JVM tracks detail, else summary) and a note; never raises."""
     try:
-        text = _jcmd_text(pid, "summary", timeout)
+        text = nmtmod.jcmd_text(pid, "summary", timeout)
         report = nmtmod.parse_nmt(text, "jcmd")
     except (OffheapError, OSError) as exc:
         return None, f"NMT not read: {exc}"
     if not report.enabled:
         return text, "NMT not enabled (start the JVM with -XX:NativeMemoryTracking=summary)"
     try:
-        detail = _jcmd_text(pid, "detail", timeout)
+        detail = nmtmod.jcmd_text(pid, "detail", timeout)
         nmtmod.parse_nmt(detail, "jcmd")
         return detail, "NMT detail"
     except (OffheapError, OSError):

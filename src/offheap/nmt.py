@@ -456,10 +456,21 @@ def _check_target(pid: int) -> None:
 
 def run_jcmd(pid: int, mode: str = "summary", timeout: float = 30.0, jcmd: Optional[str] = None,
              scale: str = "KB") -> NmtReport:
-    """Ask a live JVM for its NMT report through ``jcmd``, with a timeout.
+    """Ask a live JVM for its NMT report through ``jcmd``, with a timeout (see ``jcmd_text``)."""
+    text = jcmd_text(pid, mode, timeout, jcmd, scale)
+    if mode == "baseline":
+        return NmtReport(enabled="Baseline" in text or "baseline" in text, kind="baseline",
+                         pid=pid, source="jcmd")
+    return parse_nmt(text, f"jcmd {pid} VM.native_memory {mode}", kind=mode)
 
-    jcmd hangs forever on a stopped JVM, so the call is bounded by ``timeout``
-    and jcmd is killed (its own process group) when it runs over.
+
+def jcmd_text(pid: int, mode: str = "summary", timeout: float = 30.0, jcmd: Optional[str] = None,
+              scale: str = "KB") -> str:
+    """The raw output of ``jcmd PID VM.native_memory MODE scale=SCALE``.
+
+    jcmd hangs forever on a stopped JVM, so a stopped target is refused up front, the
+    call is bounded by ``timeout`` and jcmd is killed (its own process group) when it
+    runs over. Failures raise ``JcmdError`` / ``ToolMissing`` / ``NoSuchProcess``.
     """
     tool = jcmd or os.environ.get("OFFHEAP_JCMD") or "jcmd"
     _check_target(pid)
@@ -489,10 +500,7 @@ def run_jcmd(pid: int, mode: str = "summary", timeout: float = 30.0, jcmd: Optio
         if "AttachNotSupported" in text + first or "Unable to open socket" in text + first:
             hint = " (run jcmd as the JVM's own user, e.g. sudo -u USER; the JVM must be a HotSpot JVM)"
         raise JcmdError(pid, f"jcmd failed (exit {proc.returncode}): {first.strip()}{hint}")
-    if mode == "baseline":
-        return NmtReport(enabled="Baseline" in text or "baseline" in text, kind="baseline",
-                         pid=pid, source="jcmd")
-    return parse_nmt(out, f"jcmd {pid} VM.native_memory {mode}", kind=mode)
+    return text
 
 
 def compare(report: NmtReport, regions: Sequence[Region],
