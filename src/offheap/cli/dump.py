@@ -8,6 +8,7 @@ import sys
 import time
 
 from . import Command, CommandError
+from ..report.text import human
 
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)(i?b)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
@@ -43,14 +44,6 @@ def _pid(text: str) -> int:
     if pid <= 0:
         raise argparse.ArgumentTypeError(f"not a PID: {text!r}")
     return pid
-
-
-def _human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"  # pragma: no cover
 
 
 class DumpCommand(Command):
@@ -98,10 +91,10 @@ class DumpCommand(Command):
         out = sys.stdout
         print(f"dumped {len(dumped)} region(s) of PID {m.pid} to {args.output} ({m.method}, {m.selection})",
               file=out)
-        print(f"  bytes present  {_human(present)} of {_human(size)} mapped; "
-              f"{_human(size - present)} left sparse (never touched or unreadable)", file=out)
+        print(f"  bytes present  {human(present)} of {human(size)} mapped; "
+              f"{human(size - present)} left sparse (never touched or unreadable)", file=out)
         if swapped:
-            print(f"  swapped        {_human(swapped)} not read (would have been swapped back in)", file=out)
+            print(f"  swapped        {human(swapped)} not read (would have been swapped back in)", file=out)
         if skipped or partial:
             print(f"  skipped        {len(skipped)} region(s), {len(partial)} partial (see manifest.json)",
                   file=out)

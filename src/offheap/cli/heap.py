@@ -15,6 +15,7 @@ from pathlib import Path
 from ..heap import STATE_NAMES, walk_heap
 from ..manifest import MANIFEST_NAME, load_manifest
 from . import Command, CommandError
+from ..report.text import human
 
 # manifest region class -> walk_heap kind
 _KINDS = {"arena": "arena", "heap": "main"}
@@ -30,14 +31,6 @@ def _address(text: str) -> int:
     return value
 
 
-def _bytes(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:,} B" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1024
-    return str(n)  # pragma: no cover
-
-
 def render(walk, name: str, out) -> None:
     """Write the text report of a ``HeapWalk`` to ``out``."""
     w = out.write
@@ -50,7 +43,7 @@ def render(walk, name: str, out) -> None:
         where = "main arena [heap]"
     linking = {True: "yes", False: "no", None: "unknown"}[lay.safe_linking]
     w(f"  heap: {where}; base {base}; glibc {lay.glibc}; safe-linking {linking}\n")
-    w(f"  walked {_bytes(walk.walked_bytes)} in {len(walk.chunks):,} chunks; end: {walk.end_reason}\n")
+    w(f"  walked {human(walk.walked_bytes)} in {len(walk.chunks):,} chunks; end: {walk.end_reason}\n")
     if walk.corruption is not None:
         w(f"  CORRUPTION: {walk.corruption}\n")
     w("  state          bytes          chunks   certain  likely  assumed\n")
@@ -64,7 +57,7 @@ def render(walk, name: str, out) -> None:
     if walk.top_offset is not None:
         addr = (f"0x{walk.base_address + walk.top_offset:x}" if walk.base_address is not None
                 else f"offset 0x{walk.top_offset:x}")
-        w(f"  top chunk {addr}: {_bytes(walk.top_size)} ({_bytes(walk.top_touched)} touched)\n")
+        w(f"  top chunk {addr}: {human(walk.top_size)} ({human(walk.top_touched)} touched)\n")
     else:
         w("  top chunk: not in this heap\n")
     w("  chunk sizes      in use   free (tcache+fast+bins)\n")
