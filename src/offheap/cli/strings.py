@@ -25,6 +25,7 @@ from . import Command, CommandError
 
 STDIN_NAME = "{standard input}"   # what GNU strings calls stdin in -f output
 _RADIX = {"o": 8, "d": 10, "x": 16}
+FORMAT_BATCH = 8192     # strings rendered per output piece
 
 
 def _unit_chars(w, start: int, a: int, b: int, unit: int, lane: int) -> bytes:
@@ -85,9 +86,11 @@ class StringsWriter:
             else:
                 out.append(self.header(s) + self.carry + tail + self.sep)
             first = 1
-        if first < len(offs):
-            out.append(kernels.format_strings(w.buf, w.base, offs[first:], lens[first:],
-                                                  self.encoding, self.radix, self.prefix, self.sep))
+        # Pieces of ~1 MB: malloc reuses their memory from one to the next, where one
+        # piece per 64 MiB window would be fresh pages to fault in every time.
+        for i in range(first, len(offs), FORMAT_BATCH):
+            out.append(kernels.format_strings(w.buf, w.base, offs[i:i + FORMAT_BATCH], lens[i:i + FORMAT_BATCH],
+                                              self.encoding, self.radix, self.prefix, self.sep))
         if self.state[0] and not w.final:
             s = int(self.state[1])
             units = int(self.state[2])
