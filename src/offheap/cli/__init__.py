@@ -52,11 +52,13 @@ class Command:
         raise NotImplementedError
 
 
-def _load_commands() -> list[Command]:
-    return [importlib.import_module(f".{name}", __name__).COMMAND for name in COMMANDS]
+def _load_commands(names: Sequence[str] = ()) -> list[Command]:
+    return [importlib.import_module(f".{name}", __name__).COMMAND for name in (names or COMMANDS)]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``only``, just that subcommand (the others' modules, some of
+    them heavy, are then not imported: `offheap strings` starts faster)."""
     parser = argparse.ArgumentParser(
         prog="offheap",
         description="Find what fills a process's native (off-heap) memory.",
@@ -64,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
     parser.add_argument("--version", action="version", version=f"offheap {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for command in _load_commands():
+    for command in _load_commands([only] if only else ()):
         p = sub.add_parser(command.name, help=command.help, description=command.help)
         command.add_arguments(p)
         p.set_defaults(_command=command)
@@ -73,10 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {c.name: c for c in _load_commands()}
-    if argv and argv[0] in commands:
-        argv = [argv[0], *commands[argv[0]].normalize_argv(argv[1:])]
-    parser = build_parser()
+    only = argv[0] if argv and argv[0] in COMMANDS else None
+    if only:
+        argv = [only, *_load_commands([only])[0].normalize_argv(argv[1:])]
+    parser = build_parser(only)
     args = parser.parse_args(argv)
     command = getattr(args, "_command", None)
     if command is None:
