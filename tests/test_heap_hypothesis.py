@@ -82,11 +82,20 @@ class Synthetic:
     offsets: list[int]
     sizes: list[int]
     states: list[int]
+    arena_state: bytes | None = None   # the main arena's malloc_state (libc's main_arena)
+    arena_address: int | None = None
+
+
+MAIN_ARENA = 0x7FFFF7E19C60  # where libc's main_arena would be
 
 
 def build_heap(plan, kind: str = "arena", hdr: int = 48, mangle: bool = True,
-               base: int = 0x7F0000000000, key: int = 0x5A5A1234DEADBEEF, unsorted_every: int = 3):
-    """Lay out chunks as glibc does. ``plan``: list of (chunk size, wanted state)."""
+               base: int = 0x7F0000000000, key: int = 0x5A5A1234DEADBEEF, unsorted_every: int = 3,
+               main_state: bool = False):
+    """Lay out chunks as glibc does. ``plan``: list of (chunk size, wanted state).
+
+    ``main_state`` (kind "main"): also build main_arena's malloc_state, apart from the
+    heap as in libc's .data, with the fastbins and bins that point into the heap."""
     if kind == "main":
         base = 0x555555559000
     # Normalise the plan the way glibc would leave it: bin chunks never touch each other
@@ -115,6 +124,11 @@ def build_heap(plan, kind: str = "arena", hdr: int = 48, mangle: bool = True,
     end = -(-(top_off + 32) // PAGE) * PAGE
     buf = bytearray(end)
     w = lambda off, v: struct.pack_into("<Q", buf, off, v & ((1 << 64) - 1))
+    ms_buf = bytearray(0x898)
+    with_state = kind == "arena" or main_state
+    ms_base = base if kind == "arena" else MAIN_ARENA
+    ms_buf_w = (lambda off, v: w(off, v)) if kind == "arena" else \
+        (lambda off, v: struct.pack_into("<Q", ms_buf, off, v & ((1 << 64) - 1)))
     nma = 4 if kind == "arena" else 0
 
     def mangled(at: int, ptr: int) -> int:
@@ -145,14 +159,14 @@ def build_heap(plan, kind: str = "arena", hdr: int = 48, mangle: bool = True,
         if want == H.TCACHE:
             by_size.setdefault(size, []).append(off)
         elif want == H.FAST:
-            if kind == "arena":
+            if with_state:
                 fast.setdefault(size, []).append(off)
             else:
                 state = H.IN_USE  # the main arena's fastbins live in libc, not in the dump
         elif want == H.SMALL:
             idx = 1 if n_ % unsorted_every == 0 else (size >> 4 if size < 1024 else _largebin_index(size))
             bins.setdefault(idx, []).append(off)
-            if kind == "arena":
+            if with_state:
                 state = H.UNSORTED if idx == 1 else H.SMALL if idx < 64 else H.LARGE
             else:
                 state = H.SMALL if size < 1024 else H.LARGE
@@ -171,44 +185,56 @@ def build_heap(plan, kind: str = "arena", hdr: int = 48, mangle: bool = True,
         w(24, end)        # mprotect_size
         if hdr == 48:
             w(32, PAGE)   # pagesize
-        ms = ms_off
+    if with_state:
+        ms = ms_off if kind == "arena" else 0   # offset in the heap, or in ms_buf
         for size, offs in fast.items():
-            w(ms + 16 + 8 * ((size >> 4) - 2), base + offs[0])
+            ms_buf_w(ms + 16 + 8 * ((size >> 4) - 2), base + offs[0])
             for a, b in zip(offs, offs[1:] + [None]):
                 w(a + 16, mangled(a + 16, base + b if b is not None else 0))
         bins0 = ms + 112
         for i in range(1, 127):
-            header = base + bins0 + 16 * (i - 1) - 16
+            header = ms_base + bins0 + 16 * (i - 1) - 16
             offs = bins.get(i, [])
             ptrs = [base + o for o in offs]
-            w(bins0 + 16 * (i - 1), ptrs[0] if ptrs else header)
-            w(bins0 + 16 * (i - 1) + 8, ptrs[-1] if ptrs else header)
+            ms_buf_w(bins0 + 16 * (i - 1), ptrs[0] if ptrs else header)
+            ms_buf_w(bins0 + 16 * (i - 1) + 8, ptrs[-1] if ptrs else header)
             for j, o in enumerate(offs):
                 w(o + 16, ptrs[j + 1] if j + 1 < len(ptrs) else header)
                 w(o + 24, ptrs[j - 1] if j > 0 else header)
-        w(ms + 96, base + top_off)
-        w(ms + 2184, end)  # system_mem
+        ms_buf_w(ms + 96, base + top_off)
+        ms_buf_w(ms + 2184, end)  # system_mem
     offsets = [tc_off] + [e[0] for e in expected] + [top_off]
     sizes = [0x290] + [e[1] for e in expected] + [end - top_off]
     states = [H.IN_USE] + [e[2] for e in expected] + [H.TOP]
+    if kind == "main" and main_state:
+        return Synthetic(bytes(buf), base, kind, offsets, sizes, states, bytes(ms_buf), MAIN_ARENA)
     return Synthetic(bytes(buf), base, kind, offsets, sizes, states)
 
 
 SIZES = st.sampled_from([0x20, 0x30, 0x40, 0x80, 0xB0, 0x110, 0x290, 0x400, 0x410, 0x420, 0x1000, 0x2010])
 STATES = st.sampled_from([H.IN_USE, H.IN_USE, H.TCACHE, H.FAST, H.SMALL])
 PLANS = st.lists(st.tuples(SIZES, STATES), min_size=0, max_size=40)
-KINDS = st.sampled_from([("arena", 48), ("arena", 32), ("main", 0)])
+# ("main", 1): [heap] plus main_arena's malloc_state given apart, as read from libc.
+KINDS = st.sampled_from([("arena", 48), ("arena", 32), ("main", 0), ("main", 1)])
+
+
+def _build(plan, kind_hdr, **kw) -> Synthetic:
+    kind, hdr = kind_hdr
+    if kind == "main":
+        return build_heap(plan, "main", main_state=hdr == 1, **kw)
+    return build_heap(plan, kind, hdr, **kw)
 
 
 def _walk(s: Synthetic, data=None, base="given"):
     return H.walk_heap(guarded(data if data is not None else s.data),
-                       base_address=s.base if base == "given" else None, kind=s.kind)
+                       base_address=s.base if base == "given" else None, kind=s.kind,
+                       arena_state=s.arena_state, arena_address=s.arena_address)
 
 
 @given(PLANS, KINDS)
 def test_valid_heaps_walk_exactly(plan, kind_hdr):
     kind, hdr = kind_hdr
-    s = build_heap(plan, kind, hdr or 48)
+    s = _build(plan, kind_hdr)
     w = _walk(s)
     assert w.corruption is None, w.corruption
     assert w.end_reason == "end of heap"
@@ -241,7 +267,7 @@ def test_base_is_found_without_being_told(plan, data):
 @given(PLANS.filter(lambda p: len(p) > 2), KINDS, st.data())
 def test_broken_size_field_is_reported_where_it_is(plan, kind_hdr, data):
     kind, hdr = kind_hdr
-    s = build_heap(plan, kind, hdr or 48)
+    s = _build(plan, kind_hdr)
     j = data.draw(st.integers(1, len(s.offsets) - 1))
     off = s.offsets[j]
     bad = data.draw(st.sampled_from([0, 8, 0x10 + 8, 0x33, 2, 1 << 40, 0xFFFFFFFFFFFFFFF0]))
@@ -273,16 +299,17 @@ def test_footer_mismatch_is_reported(plan, data):
 @given(PLANS, KINDS, st.data())
 def test_truncated_dump_is_not_corruption_elsewhere(plan, kind_hdr, data):
     kind, hdr = kind_hdr
-    s = build_heap(plan, kind, hdr or 48)
+    s = _build(plan, kind_hdr)
     cut = data.draw(st.integers(1, len(s.data) - 1))
-    w = H.walk_heap(guarded(s.data[:cut]), base_address=s.base, kind="main" if kind == "main" else "auto")
+    w = H.walk_heap(guarded(s.data[:cut]), base_address=s.base, kind="main" if kind == "main" else "auto",
+                    arena_state=s.arena_state, arena_address=s.arena_address)
     assert (w.chunks.offset + w.chunks.size <= cut).all()
 
 
 @given(PLANS, KINDS, st.lists(st.tuples(st.integers(0, 1 << 20), st.integers(0, 255)), max_size=30))
 def test_random_byte_damage_never_crashes_and_kernels_agree(plan, kind_hdr, flips):
     kind, hdr = kind_hdr
-    s = build_heap(plan, kind, hdr or 48)
+    s = _build(plan, kind_hdr)
     raw = bytearray(s.data)
     for pos, val in flips:
         raw[pos % len(raw)] = val
@@ -290,7 +317,8 @@ def test_random_byte_damage_never_crashes_and_kernels_agree(plan, kind_hdr, flip
     results = []
     for impl in _impls():
         _impl.select(impl)
-        w = H.walk_heap(guarded(data), base_address=s.base, kind="auto")
+        w = H.walk_heap(guarded(data), base_address=s.base, kind="auto",
+                        arena_state=s.arena_state, arena_address=s.arena_address)
         assert (w.chunks.offset >= 0).all() and (w.chunks.offset + w.chunks.size <= len(data)).all()
         if w.corruption is not None:
             assert 0 <= w.corruption.offset <= len(data)
@@ -327,10 +355,14 @@ def test_follow_equals_twin_on_any_bytes(data, heads, mangle, adjust, link_off):
             np.zeros(m, np.int64), np.arange(1, m + 1, dtype=np.uint8))
     marks_a = np.zeros(len(offs), np.uint8)
     marks_b = np.zeros(len(offs), np.uint8)
-    ra = _impl.kernels().heap_follow(mv, base, offs, sizes, *args, adjust, link_off, mangle, marks_a)
-    rb = _heap_py.heap_follow(mv, base, offs, sizes, *args, adjust, link_off, mangle, marks_b)
+    ph_a = np.full(2 * m, -7, np.int64)
+    ph_b = np.full(2 * m, -7, np.int64)
+    ra = _impl.kernels().heap_follow(mv, base, offs, sizes, *args, adjust, link_off, mangle, marks_a, ph_a)
+    rb = _heap_py.heap_follow(mv, base, offs, sizes, *args, adjust, link_off, mangle, marks_b, ph_b)
     assert tuple(ra) == tuple(rb)
     assert np.array_equal(marks_a, marks_b)
+    assert np.array_equal(ph_a, ph_b)
+    assert ph_a[0::2].sum() == ra[0] and set(ph_a[1::2].tolist()) <= {0, 1, 2, 3}
 
 
 def test_follow_rejects_unsorted_offsets():
@@ -397,3 +429,133 @@ def test_cli_reports_verdict_states_and_corruption(tmp_path, capsys):
     assert main(["heap", str(good), "--kind", "arena", "--base", "0x1000"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 2 and "Traceback" not in err
+
+
+# -- the main arena's malloc_state, consistency checks ----------------------------------
+
+@given(PLANS.filter(lambda p: any(w == H.FAST and s <= 0xB0 for s, w in p)))
+def test_main_arena_state_makes_fastbin_chunks_certain(plan):
+    s = build_heap(plan, "main", main_state=True)
+    w = _walk(s)
+    assert w.arena_state_source == "given"
+    assert w.chunks.state.tolist() == s.states
+    fast = w.chunks.state == H.FAST
+    assert fast.any() and (w.chunks.certainty[fast] == H.CERTAIN).all()
+    assert w.anomalies == 0, w.anomaly_kinds
+    # Without it the same chunks are only assumed in use.
+    bare = H.walk_heap(guarded(s.data), base_address=s.base, kind="main")
+    assert (bare.chunks.state[fast] == H.IN_USE).all()
+    assert (bare.chunks.certainty[fast] == H.ASSUMED).all()
+
+
+@given(PLANS, st.lists(st.tuples(st.integers(0, 0x897), st.integers(0, 255)), min_size=1, max_size=40))
+def test_damaged_malloc_state_never_crashes_and_kernels_agree(plan, flips):
+    s = build_heap(plan, "main", main_state=True)
+    raw = bytearray(s.arena_state)
+    for pos, val in flips:
+        raw[pos] = val
+    results = []
+    for impl in _impls():
+        _impl.select(impl)
+        w = H.walk_heap(guarded(s.data), base_address=s.base, kind="main",
+                        arena_state=guarded(bytes(raw)), arena_address=s.arena_address)
+        assert w.anomalies == sum(w.anomaly_kinds.values()) >= 0
+        assert w.chunks.offset.tolist() == s.offsets  # the chunk walk itself is untouched
+        results.append((w.chunks.state.tolist(), w.chunks.certainty.tolist(), w.anomaly_kinds))
+    assert all(r == results[0] for r in results)
+
+
+def _bin_slot(idx: int) -> int:
+    return 48 + 112 + 16 * (idx - 1)  # offset of bins[2(idx-1)] in a hdr-48 first heap
+
+
+def test_chunk_in_the_wrong_bin_is_counted_not_trusted():
+    s = build_heap([(0x110, H.IN_USE), (0x200, H.SMALL), (0x40, H.IN_USE)], "arena", 48, unsorted_every=99)
+    i = s.states.index(H.SMALL)
+    chunk = s.base + s.offsets[i]
+    raw = bytearray(s.data)
+    q = lambda off, v: struct.pack_into("<Q", raw, off, v)
+    hdr = lambda idx: s.base + _bin_slot(idx) - 16
+    assert struct.unpack_from("<Q", raw, _bin_slot(0x20))[0] == chunk  # smallbin 32 holds 0x200
+    q(_bin_slot(0x20), hdr(0x20)); q(_bin_slot(0x20) + 8, hdr(0x20))     # empty bin 32
+    q(_bin_slot(0x21), chunk); q(_bin_slot(0x21) + 8, chunk)             # 0x200 in bin 33
+    q(s.offsets[i] + 16, hdr(0x21)); q(s.offsets[i] + 24, hdr(0x21))
+    w = _walk(s, bytes(raw))
+    assert w.anomaly_kinds == {"bin index": 1}
+    assert w.chunks.state[i] == H.SMALL and w.chunks.certainty[i] == H.LIKELY
+    assert _walk(s).anomalies == 0
+
+
+@pytest.mark.parametrize("delta", [1, -1])
+def test_tcache_count_differing_from_its_list_is_counted(delta):
+    s = build_heap([(0x110, H.TCACHE), (0x40, H.IN_USE), (0x110, H.TCACHE), (0x40, H.IN_USE)], "arena", 48)
+    tc = s.offsets[0]
+    at = tc + 16 + 2 * ((0x110 - 32) // 16)
+    raw = bytearray(s.data)
+    assert struct.unpack_from("<H", raw, at)[0] == 2
+    struct.pack_into("<H", raw, at, 2 + delta)
+    w = _walk(s, bytes(raw))
+    assert w.anomaly_kinds.get("tcache count") == 1, w.anomaly_kinds
+    assert _walk(s).anomaly_kinds == {}
+
+
+def test_arena_state_input_errors():
+    from offheap.errors import InputError
+    s = build_heap([(0x110, H.FAST)], "main", main_state=True)
+    for bad in ({"arena_state": s.arena_state}, {"arena_state": b"x" * 100, "arena_address": MAIN_ARENA},
+                {"arena_state": 5, "arena_address": MAIN_ARENA},
+                {"arena_state": s.arena_state, "arena_address": MAIN_ARENA + 1}):
+        with pytest.raises(InputError):
+            H.walk_heap(s.data, base_address=s.base, kind="main", **bad)
+
+
+def test_later_heap_takes_its_arenas_state_only():
+    from offheap.errors import InputError
+    first = build_heap([(0x40, H.FAST), (0x110, H.IN_USE)], "arena", 48)
+    # A later heap: heap_info with prev != 0 and ar_ptr into the first heap, then chunks.
+    later = bytearray(0x2000)
+    struct.pack_into("<5Q", later, 0, first.base + 48, first.base, 0x2000, 0x2000, PAGE)
+    struct.pack_into("<Q", later, 48 + 8, 0x40 | 5)
+    struct.pack_into("<Q", later, 48 + 0x40 + 8, (0x2000 - 48 - 0x40) | 1)
+    w = H.walk_heap(bytes(later), base_address=first.base + H.HEAP_MAX_SIZE, kind="arena",
+                    arena_state=first.data[48:48 + 0x898], arena_address=first.base + 48)
+    assert not w.layout.first_heap and w.arena_state_source == "given"
+    assert w.chunks.size.tolist() == [0x40, 0x2000 - 48 - 0x40]
+    with pytest.raises(InputError):
+        H.walk_heap(bytes(later), base_address=first.base + H.HEAP_MAX_SIZE, kind="arena",
+                    arena_state=first.data[48:48 + 0x898], arena_address=MAIN_ARENA)
+
+
+@given(st.binary(max_size=3000), st.integers(0, 40), st.lists(st.booleans(), min_size=126, max_size=126))
+def test_find_malloc_states_finds_an_embedded_main_arena(noise, pad, nonempty):
+    from offheap.main_arena import find_malloc_states
+    at = 8 * pad
+    base = 0x7F0000001000
+    blob = bytearray(noise[:at].ljust(at, b"\x01") + bytes(0x898) + noise[at:])
+    addr = base + at
+    for i in range(126):
+        hdr = addr + 96 + 16 * i
+        fd = 0x5555_0000_0000 + 0x40 * i if nonempty[i] else hdr
+        struct.pack_into("<QQ", blob, at + 112 + 16 * i, fd, fd)
+    if sum(not b for b in nonempty) < 8:
+        return
+    found = find_malloc_states(bytes(blob), base)
+    assert (at, 0x898) in found
+    assert (at + 8, 0x890) not in found
+
+
+def test_cli_uses_a_saved_main_arena(tmp_path, capsys):
+    from offheap.cli import main
+    from offheap.main_arena import MainArena, save_main_arena
+    s = build_heap([(0x40, H.FAST), (0x110, H.IN_USE)] * 3, "main", main_state=True)
+    dump = tmp_path / "heap.dump"
+    dump.write_bytes(s.data)
+    assert main(["heap", str(dump), "--kind", "main", "--base", hex(s.base)]) == 0
+    bare = capsys.readouterr().out
+    assert "fastbin chunks count as in use" in bare
+    save_main_arena(MainArena(s.arena_address, s.arena_state, 0x898, 0, 0, "test"), tmp_path)
+    assert main(["heap", str(dump), "--kind", "main", "--base", hex(s.base)]) == 0
+    out = capsys.readouterr().out
+    assert f"malloc_state at 0x{MAIN_ARENA:x}" in out
+    row = next(line for line in out.splitlines() if line.strip().startswith("fastbin"))
+    assert row.split()[1:4] == ["192", "3", "3"]  # bytes, chunks, certain

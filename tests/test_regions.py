@@ -220,3 +220,18 @@ def test_live_arena_max_1_puts_everything_in_heap():
     assert sum(r.rss for r in by_class(many, RegionClass.ARENA_HEAP)) >= 55 * MIB
     assert not by_class(one, RegionClass.ARENA_HEAP)
     assert sum(r.rss for r in by_class(one, RegionClass.MAIN_HEAP)) >= 55 * MIB
+
+
+def test_nmt_summary_finds_the_java_heap_by_its_reserved_size():
+    # summary mode has no address map: the run of anonymous mappings spanning exactly
+    # the "Java Heap" reservation (CDS archive parts inside it) is the heap
+    report = nmt.read_nmt(fixture("nmt_summary_jdk17_deflater300.txt"))
+    assert not report.virtual_regions
+    rs = regions.classify(smaps("jvm_deflater600"), nmt=report)
+    java = [r for r in rs if r.cls is RegionClass.JAVA_HEAP]
+    assert [r.start for r in java] == [0xF0000000, 0xFFE75000, 0xFFF78000]   # the .jsa parts stay files
+    assert all(r.evidence == "nmt-reserved-size" for r in java)
+    assert sum(r.size for r in rs if 0xF0000000 <= r.start < 0x100000000) == report.category("Java Heap").reserved
+    # NMT off: nothing to go on, nothing is called the Java heap
+    off = nmt.read_nmt(fixture("nmt_disabled_jdk17.txt"))
+    assert not any(r.cls is RegionClass.JAVA_HEAP for r in regions.classify(smaps("jvm_deflater600"), nmt=off))

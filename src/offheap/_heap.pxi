@@ -30,6 +30,17 @@ cdef enum:
     _HEAP_MMAPPED_BIT = 6     # IS_MMAPPED set inside a heap
     _HEAP_HEADER_CUT = 7      # fewer than 16 bytes left for the next header
 
+# heap_follow per-list end codes.
+cdef enum:
+    _HEAP_LIST_END = 0    # reached 0 / the end marker
+    _HEAP_LIST_LEFT = 1   # the next pointer leaves the dump (another heap holds the rest)
+    _HEAP_LIST_BAD = 2    # an anomaly stopped it
+    _HEAP_LIST_LIMIT = 3  # max_steps chunks followed and the list goes on
+
+HEAP_LIST_END = _HEAP_LIST_END
+HEAP_LIST_LEFT = _HEAP_LIST_LEFT
+HEAP_LIST_BAD = _HEAP_LIST_BAD
+HEAP_LIST_LIMIT = _HEAP_LIST_LIMIT
 HEAP_KIND_INUSE = _HEAP_KIND_INUSE
 HEAP_KIND_FREE = _HEAP_KIND_FREE
 HEAP_KIND_LAST = _HEAP_KIND_LAST
@@ -174,36 +185,48 @@ cdef void _heap_follow_pass(const unsigned char* buf, uint64_t buflen, uint64_t 
                             const uint64_t* heads, const uint64_t* ends, const int64_t* max_steps,
                             const int64_t* expect, const uint8_t* labels, int64_t nheads,
                             uint64_t ptr_adjust, uint64_t link_off, int mangle,
-                            uint8_t* marks, int64_t* out_steps, int64_t* out_anom) noexcept nogil:
+                            uint8_t* marks, int64_t* per_head,
+                            int64_t* out_steps, int64_t* out_anom) noexcept nogil:
+    # per_head (may be NULL): [2h] chunks marked on list h, [2h+1] how the list ended
+    # (_HEAP_LIST_*), so callers can check a list's length against a count (tcache).
     cdef int64_t h, k, idx, steps = 0, anom = 0
     cdef uint64_t p, addr, off, v, link
+    cdef int code
     for h in range(nheads):
         p = heads[h]
         k = 0
+        code = _HEAP_LIST_LIMIT
         while k < max_steps[h]:
             if p == 0 or p == ends[h]:
+                code = _HEAP_LIST_END
                 break
             if p < ptr_adjust:
                 anom += 1
+                code = _HEAP_LIST_BAD
                 break
             addr = p - ptr_adjust
             if addr < base or addr - base >= buflen:
+                code = _HEAP_LIST_LEFT
                 break  # the list continues in another heap: not ours to follow
             off = addr - base
             idx = _heap_find(offs, n, <int64_t>off)
             if idx < 0:
                 anom += 1
+                code = _HEAP_LIST_BAD
                 break
             if expect[h] != 0 and sizes[idx] != expect[h]:
                 anom += 1
+                code = _HEAP_LIST_BAD
                 break
             if marks[idx] != 0:
                 anom += 1  # a chunk sits in one free list at most: a loop or a torn list
+                code = _HEAP_LIST_BAD
                 break
             marks[idx] = labels[h]
             steps += 1
             k += 1
             if link_off > buflen or off > buflen - link_off or buflen - link_off - off < 8:
+                code = _HEAP_LIST_LEFT
                 break
             v = _heap_u64(buf + off + link_off)
             link = (base + off + link_off) >> 12
@@ -213,8 +236,14 @@ cdef void _heap_follow_pass(const unsigned char* buf, uint64_t buflen, uint64_t 
             if v != 0 and v == link:
                 # The other mode's list end (0 stored mangled, or read unmangled): wrong mode.
                 anom += 1
+                code = _HEAP_LIST_BAD
                 break
             p = v
+        if code == _HEAP_LIST_LIMIT and (p == 0 or p == ends[h]):
+            code = _HEAP_LIST_END  # exactly max_steps chunks, then the list's end
+        if per_head != NULL:
+            per_head[2 * h] = k
+            per_head[2 * h + 1] = code
     out_steps[0] = steps
     out_anom[0] = anom
 
@@ -226,7 +255,7 @@ def heap_follow(const unsigned char[::1] buf, uint64_t base,
                 const uint64_t[::1] heads, const uint64_t[::1] ends,
                 const int64_t[::1] max_steps, const int64_t[::1] expect,
                 const uint8_t[::1] labels, uint64_t ptr_adjust, uint64_t link_off,
-                bint mangle, uint8_t[::1] marks):
+                bint mangle, uint8_t[::1] marks, int64_t[::1] per_head=None):
     """Follow free lists through the dump, marking chunks in ``marks`` (in place).
 
     Each list ``h`` starts at the pointer ``heads[h]`` (an address; the chunk is at
@@ -236,6 +265,8 @@ def heap_follow(const unsigned char[::1] buf, uint64_t base,
     their size differs from a nonzero ``expect[h]``. Returns ``(steps, anomalies)``:
     anomalies count pointers into the dump that hit no chunk start, wrong sizes, loops and
     a next pointer equal to ``link address >> 12`` (a list end read in the wrong mangling mode).
+    ``per_head`` (optional, int64, length ``2 * len(heads)``) receives per list the chunks
+    marked and how it ended (HEAP_LIST_END / _LEFT / _BAD / _LIMIT).
 
     >>> import numpy as np
     >>> z = lambda *v, t=np.int64: np.array(v, t)
@@ -247,14 +278,25 @@ def heap_follow(const unsigned char[::1] buf, uint64_t base,
     cdef int64_t n = offsets.shape[0]
     cdef int64_t nheads = heads.shape[0]
     cdef int64_t steps = 0, anom = 0
+    cdef Py_ssize_t i
     if sizes.shape[0] != n or marks.shape[0] != n:
         raise ValueError("offsets, sizes and marks must have the same length")
     if (ends.shape[0] != nheads or max_steps.shape[0] != nheads or expect.shape[0] != nheads
             or labels.shape[0] != nheads):
         raise ValueError("heads, ends, max_steps, expect and labels must have the same length")
+    cdef int64_t* ph = NULL
+    if per_head is not None:
+        if per_head.shape[0] != 2 * nheads:
+            raise ValueError("per_head must have length 2 * len(heads)")
+        if nheads:
+            ph = &per_head[0]
+            for i in range(nheads):
+                # Nothing followed: an empty head ends at once, any other stays unexplored.
+                per_head[2 * i] = 0
+                per_head[2 * i + 1] = (_HEAP_LIST_END if heads[i] == 0 or heads[i] == ends[i]
+                                       else _HEAP_LIST_LEFT)
     if n == 0 or nheads == 0 or buf.shape[0] == 0:
         return 0, 0
-    cdef Py_ssize_t i
     for i in range(n):
         # The walker's offsets are sorted and inside buf; reject anything else up front.
         if offsets[i] < 0 or offsets[i] >= buf.shape[0] or (i > 0 and offsets[i] <= offsets[i - 1]):
@@ -262,5 +304,5 @@ def heap_follow(const unsigned char[::1] buf, uint64_t base,
     with nogil:
         _heap_follow_pass(&buf[0], <uint64_t>buf.shape[0], base, &offsets[0], &sizes[0], n,
                           &heads[0], &ends[0], &max_steps[0], &expect[0], &labels[0], nheads,
-                          ptr_adjust, link_off, mangle, &marks[0], &steps, &anom)
+                          ptr_adjust, link_off, mangle, &marks[0], ph, &steps, &anom)
     return steps, anom

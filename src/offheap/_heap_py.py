@@ -14,6 +14,7 @@ __all__ = [
     "HEAP_KIND_INUSE", "HEAP_KIND_FREE", "HEAP_KIND_LAST",
     "HEAP_END_OK", "HEAP_END_FENCEPOST", "HEAP_BAD_SIZE", "HEAP_MISALIGNED",
     "HEAP_PAST_END", "HEAP_FOOTER", "HEAP_MMAPPED_BIT", "HEAP_HEADER_CUT",
+    "HEAP_LIST_END", "HEAP_LIST_LEFT", "HEAP_LIST_BAD", "HEAP_LIST_LIMIT",
 ]
 
 HEAP_KIND_INUSE = 0
@@ -28,6 +29,11 @@ HEAP_PAST_END = 4
 HEAP_FOOTER = 5
 HEAP_MMAPPED_BIT = 6
 HEAP_HEADER_CUT = 7
+
+HEAP_LIST_END = 0
+HEAP_LIST_LEFT = 1
+HEAP_LIST_BAD = 2
+HEAP_LIST_LIMIT = 3
 
 _U64 = struct.Struct("=Q")  # host order, like the kernel's memcpy
 _MASK = (1 << 64) - 1
@@ -94,7 +100,7 @@ def heap_walk(buf, start: int, end: int):
 
 
 def heap_follow(buf, base, offsets, sizes, heads, ends, max_steps, expect, labels,
-                ptr_adjust, link_off, mangle, marks):
+                ptr_adjust, link_off, mangle, marks, per_head=None):
     """Follow free lists through the dump, marking ``marks`` in place; see ``_heap.pxi``."""
     mv = memoryview(buf).cast("B")
     buflen = mv.nbytes
@@ -105,6 +111,13 @@ def heap_follow(buf, base, offsets, sizes, heads, ends, max_steps, expect, label
         raise ValueError("offsets, sizes and marks must have the same length")
     if not (len(ends) == len(max_steps) == len(expect) == len(labels) == nheads):
         raise ValueError("heads, ends, max_steps, expect and labels must have the same length")
+    if per_head is not None:
+        if len(per_head) != 2 * nheads:
+            raise ValueError("per_head must have length 2 * len(heads)")
+        for i in range(nheads):
+            per_head[2 * i] = 0
+            per_head[2 * i + 1] = (HEAP_LIST_END if int(heads[i]) in (0, int(ends[i]))
+                                   else HEAP_LIST_LEFT)
     if n == 0 or nheads == 0 or buflen == 0:
         return 0, 0
     if (offsets < 0).any() or (offsets >= buflen).any() or (n > 1 and (np.diff(offsets) <= 0).any()):
@@ -123,30 +136,30 @@ def heap_follow(buf, base, offsets, sizes, heads, ends, max_steps, expect, label
         want = int(expect[h])
         label = int(labels[h])
         k = 0
+        code = HEAP_LIST_LIMIT
         while k < limit:
             if p == 0 or p == end_mark:
+                code = HEAP_LIST_END
                 break
             if p < ptr_adjust:
                 anom += 1
+                code = HEAP_LIST_BAD
                 break
             addr = p - ptr_adjust
             if addr < base or addr - base >= buflen:
+                code = HEAP_LIST_LEFT
                 break
             off = addr - base
             idx = index.get(off, -1)
-            if idx < 0:
+            if idx < 0 or (want != 0 and size_list[idx] != want) or marks[idx] != 0:
                 anom += 1
-                break
-            if want != 0 and size_list[idx] != want:
-                anom += 1
-                break
-            if marks[idx] != 0:
-                anom += 1
+                code = HEAP_LIST_BAD
                 break
             marks[idx] = label
             steps += 1
             k += 1
             if link_off > buflen or off > buflen - link_off or buflen - link_off - off < 8:
+                code = HEAP_LIST_LEFT
                 break
             v = u64(mv, off + link_off)[0]
             link = ((base + off + link_off) & _MASK) >> 12
@@ -154,6 +167,12 @@ def heap_follow(buf, base, offsets, sizes, heads, ends, max_steps, expect, label
                 v ^= link
             if v != 0 and v == link:
                 anom += 1
+                code = HEAP_LIST_BAD
                 break
             p = v
+        if code == HEAP_LIST_LIMIT and (p == 0 or p == end_mark):
+            code = HEAP_LIST_END
+        if per_head is not None:
+            per_head[2 * h] = k
+            per_head[2 * h + 1] = code
     return steps, anom

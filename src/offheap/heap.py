@@ -54,8 +54,13 @@ HEAP_MAX_SIZE = 64 << 20        # non-main heaps on 64-bit: 2 * DEFAULT_MMAP_THR
 MIN_LARGE_SIZE = 1024           # chunk sizes from here on live in large bins
 TCACHE_MAX_CHUNK = 0x410        # tcache bins hold chunk sizes 0x20 .. 0x410
 MALLOC_STATE_SIZES = (0x898, 0x890)   # glibc >= 2.27 (have_fastchunks), older
-_MS_TOP = {0x898: 96, 0x890: 88}      # offsetof(malloc_state, top)
+# offsetof(malloc_state, top); fastbinsY[10] end right before it, bins[254] start 16
+# bytes after it (last_remainder between), then binmap[4], next, next_free,
+# attached_threads, system_mem, max_system_mem.
+_MS_TOP = {0x898: 96, 0x890: 88}
+_MS_NEXT = {0x898: 2160, 0x890: 2152}
 _MS_SYSTEM_MEM = {0x898: 2184, 0x890: 2176}
+NBINS = 128
 
 _STATUS_REASONS = {
     2: "chunk size below the minimum (32 bytes)",
@@ -144,6 +149,12 @@ class HeapWalk:
     histogram: dict[str, np.ndarray]  # state name -> chunk count per bucket
     anomalies: int = 0          # list pointers that hit no chunk, loops, adjacent bin chunks
     notes: list[str] = field(default_factory=list)
+    # anomalies by kind: "list" (pointer to no chunk, wrong size, loop), "listed in use"
+    # (a tcache/fastbin chunk whose boundary tag says free), "bin index" (a chunk in a bin
+    # its size does not belong to), "tcache count" (list length differs from its count),
+    # "adjacent free" (two bin chunks side by side: glibc coalesces them)
+    anomaly_kinds: dict[str, int] = field(default_factory=dict)
+    arena_state_source: str | None = None  # "dump", "given" or None (no malloc_state used)
 
     def summary(self) -> str:
         return self.verdict
@@ -252,7 +263,8 @@ def _first_heap_layout(words, hdr: int, base: int | None, size: int):
 
 # -- the walk -------------------------------------------------------------------------
 
-def walk_heap(dump, base_address: int | None = None, kind: str = "auto") -> HeapWalk:
+def walk_heap(dump, base_address: int | None = None, kind: str = "auto", *,
+              arena_state=None, arena_address: int | None = None) -> HeapWalk:
     """Walk the malloc chunks of one dumped glibc heap.
 
     ``dump`` is a path or a bytes-like buffer holding the heap from its first byte (a
@@ -260,6 +272,13 @@ def walk_heap(dump, base_address: int | None = None, kind: str = "auto") -> Heap
     ``base_address`` is the address of that first byte; without it list pointers are
     matched only if the base can be inferred (heap_info, safe-linked list tails).
     ``kind``: ``"arena"``, ``"main"`` or ``"auto"`` (a valid heap_info means arena).
+
+    ``arena_state`` (bytes, at least the 2200-byte ``malloc_state``) and
+    ``arena_address`` (where it lives) supply the arena's fastbins, bins and top when the
+    dump does not hold them: the main arena's ``main_arena`` in libc (see
+    ``offheap.main_arena.read_main_arena``) for ``[heap]``, or the first heap's
+    malloc_state for a later heap of a non-main arena. With it, fastbin chunks are
+    CERTAIN free instead of assumed in use. Ignored when the dump holds its own.
 
     >>> w = walk_heap(bytes(8) + (0x30 | 1).to_bytes(8, "little") + bytes(32), kind="main")
     >>> w.bytes_by_state["top"], w.corruption
@@ -271,14 +290,64 @@ def walk_heap(dump, base_address: int | None = None, kind: str = "auto") -> Heap
         base_address = int(base_address)
         if not 0 <= base_address < 1 << 64:
             raise InputError(f"base address out of range: {base_address:#x}")
+    given = None
+    if arena_state is not None:
+        given = _given_state(arena_state, arena_address)
     buf = _Buffer(dump)
     try:
-        return _walk(buf.view, base_address, kind)
+        return _walk(buf.view, base_address, kind, given)
     finally:
         buf.close()
 
 
-def _walk(view: memoryview, base: int | None, kind: str) -> HeapWalk:
+@dataclass(frozen=True)
+class _State:
+    """A malloc_state to follow lists from: its words, address and layout size."""
+
+    words: np.ndarray
+    address: int
+    size: int
+
+    def word(self, off: int) -> int:
+        return _word(self.words, off)
+
+    @property
+    def top(self) -> int:
+        return self.word(_MS_TOP[self.size])
+
+
+def _self_linked_bins(words: np.ndarray, address: int, ms_size: int) -> int:
+    """How many of the 126 bins are empty, i.e. both links point at the bin's own header."""
+    first = (_MS_TOP[ms_size] + 16) // 8
+    if len(words) < first + 2 * (NBINS - 2):
+        return 0
+    fd = words[first:first + 2 * (NBINS - 2):2].astype(np.uint64)
+    bk = words[first + 1:first + 2 * (NBINS - 2):2].astype(np.uint64)
+    hdr = (np.uint64(address) + np.uint64(_MS_TOP[ms_size])
+           + np.arange(NBINS - 2, dtype=np.uint64) * np.uint64(16))
+    return int(((fd == hdr) & (bk == hdr)).sum())
+
+
+def _given_state(arena_state, arena_address) -> _State:
+    if arena_address is None:
+        raise InputError("arena_state needs arena_address (where the malloc_state lives)")
+    arena_address = int(arena_address)
+    if not 0 < arena_address < 1 << 64 or arena_address % 8:
+        raise InputError(f"arena_address must be a nonzero 8-aligned address, not {arena_address:#x}")
+    try:
+        raw = bytes(memoryview(arena_state).cast("B"))
+    except TypeError:
+        raise InputError(f"arena_state must be bytes-like, not {type(arena_state).__name__}") from None
+    if len(raw) < MALLOC_STATE_SIZES[1]:
+        raise InputError(f"arena_state holds {len(raw)} bytes; a malloc_state has {MALLOC_STATE_SIZES[1]}+")
+    words = _words(memoryview(raw))
+    # The layout whose bins look like bins (empty ones point at themselves) wins.
+    scores = [(_self_linked_bins(words, arena_address, z), z) for z in MALLOC_STATE_SIZES if len(raw) >= z]
+    score, size = max(scores)
+    return _State(words, arena_address, size)
+
+
+def _walk(view: memoryview, base: int | None, kind: str, given: _State | None = None) -> HeapWalk:
     k = _impl.kernels()
     nbytes = len(view)
     words = _words(view)
@@ -289,6 +358,8 @@ def _walk(view: memoryview, base: int | None, kind: str) -> HeapWalk:
         raise InputError("no glibc heap_info at the start of the dump: not a non-main arena heap "
                          "(a [heap] dump is kind 'main')")
     ms_off = ms_size = None
+    state_src = None
+    ms: _State | None = None
     if header is not None:
         hdr, first, ar = header
         heap_size = int(words[2])
@@ -297,9 +368,19 @@ def _walk(view: memoryview, base: int | None, kind: str) -> HeapWalk:
                 base = ar - hdr
             ms_off = hdr
             ms_size, start = _first_heap_layout(words, hdr, base, heap_size)
+            ms = _State(words[hdr // 8:(hdr + ms_size) // 8], base + hdr, ms_size)
+            state_src = "dump"
         else:
             start = hdr
-            notes.append("not the arena's first heap: its malloc_state (fastbins, bins) is elsewhere")
+            if given is not None and given.address != ar:
+                raise InputError(f"arena_state at {given.address:#x} is not this heap's arena "
+                                 f"(heap_info.ar_ptr {ar:#x})")
+            if given is not None:
+                ms, ms_size, state_src = given, given.size, "given"
+                notes.append("not the arena's first heap: fastbins and bins from the given malloc_state; "
+                             "list parts in other heaps are not followed")
+            else:
+                notes.append("not the arena's first heap: its malloc_state (fastbins, bins) is elsewhere")
         heap_end = heap_size
         layout_kind = "arena"
     else:
@@ -307,7 +388,13 @@ def _walk(view: memoryview, base: int | None, kind: str) -> HeapWalk:
         start = (-base) % 16 if base is not None else 0
         heap_end = nbytes
         layout_kind = "main"
-        notes.append("main arena: its malloc_state lives in libc, fastbin chunks count as in use")
+        if given is not None:
+            ms, ms_size, state_src = given, given.size, "given"
+            notes.append(f"main arena: fastbins and bins from the malloc_state at 0x{given.address:x}")
+            if base is not None and not base <= given.top < base + nbytes:
+                notes.append(f"the given malloc_state's top 0x{given.top:x} is not in this heap")
+        else:
+            notes.append("main arena: its malloc_state lives in libc, fastbin chunks count as in use")
 
     end = min(heap_end, nbytes)
     offsets, sizes, kinds, status, where = k.heap_walk(view, start, end)
@@ -332,16 +419,16 @@ def _walk(view: memoryview, base: int | None, kind: str) -> HeapWalk:
         if base is not None:
             notes.append(f"base address inferred from safe-linked list tails: 0x{base:x}")
 
-    anomalies = 0
+    anomaly_kinds: dict[str, int] = {}
     safe_linking = counts_width = None
     key_known = fast_known = False
     if base is not None and n:
-        marks, anomalies, safe_linking, counts_width, ms_top = _follow_lists(
-            k, view, words, base, offsets, sizes, kinds, ms_off, ms_size, hdr)
-        fast_known = ms_off is not None
+        marks, anomaly_kinds, safe_linking, counts_width, ms_top = _follow_lists(
+            k, view, words, base, offsets, sizes, kinds, ms, hdr)
+        fast_known = ms is not None
         listed = marks != 0
         bad = listed & (((marks == TCACHE) | (marks == FAST)) != (kinds == 0))
-        anomalies += int(bad.sum())
+        _count(anomaly_kinds, "listed in use", int(bad.sum()))
         good = listed & ~bad
         state[good] = marks[good]
         certainty[good] = CERTAIN
@@ -355,7 +442,8 @@ def _walk(view: memoryview, base: int | None, kind: str) -> HeapWalk:
 
     # glibc coalesces neighbouring bin chunks, so two in a row mean a torn or bad heap.
     free_bin = kinds == 1
-    anomalies += int((free_bin[1:] & free_bin[:-1]).sum())
+    _count(anomaly_kinds, "adjacent free", int((free_bin[1:] & free_bin[:-1]).sum()))
+    anomalies = sum(anomaly_kinds.values())
 
     if safe_linking is None and hdr == 0x30:
         safe_linking = True  # heap_info with pagesize means glibc >= 2.35, which mangles
@@ -363,19 +451,57 @@ def _walk(view: memoryview, base: int | None, kind: str) -> HeapWalk:
     layout = HeapLayout(layout_kind, hdr, bool(first), ms_off, ms_size, int(start), int(heap_end),
                         safe_linking, counts_width, glibc)
     chunks = HeapChunks(offsets, sizes, state, certainty, base)
-    return _aggregate(words, chunks, layout, corruption, end_reason, anomalies, notes, end)
+    walk = _aggregate(words, chunks, layout, corruption, end_reason, anomalies, notes, end)
+    walk.anomaly_kinds = anomaly_kinds
+    walk.arena_state_source = state_src
+    return walk
 
 
-def _follow_lists(k, view, words, base, offsets, sizes, kinds, ms_off, ms_size, hdr):
+def _count(kinds: dict[str, int], what: str, n: int) -> None:
+    if n:
+        kinds[what] = kinds.get(what, 0) + int(n)
+
+
+def _smallbin_index(size: int) -> int:
+    return size >> 4
+
+
+def _largebin_index(size: int) -> int:
+    # malloc.c largebin_index_64
+    if (size >> 6) <= 48:
+        return 48 + (size >> 6)
+    if (size >> 9) <= 20:
+        return 91 + (size >> 9)
+    if (size >> 12) <= 10:
+        return 110 + (size >> 12)
+    if (size >> 15) <= 4:
+        return 119 + (size >> 15)
+    if (size >> 18) <= 2:
+        return 124 + (size >> 18)
+    return 126
+
+
+def _bin_index_of(sizes: np.ndarray) -> np.ndarray:
+    """glibc's bin index (2..126) for each free chunk size, vectorised."""
+    s = sizes.astype(np.int64)
+    out = np.full(len(s), 126, np.int64)
+    for shift, limit, add in ((18, 2, 124), (15, 4, 119), (12, 10, 110), (9, 20, 91), (6, 48, 48)):
+        out = np.where((s >> shift) <= limit, add + (s >> shift), out)
+    return np.where(s < MIN_LARGE_SIZE, s >> 4, out)
+
+
+def _follow_lists(k, view, words, base, offsets, sizes, kinds, ms: _State | None, hdr):
+    """Mark chunks met on the free lists; returns (marks, anomaly kinds, safe_linking,
+    tcache counts width, malloc_state.top)."""
     n = len(offsets)
+    anomalies: dict[str, int] = {}
     heads, ends, steps, expect, labels = [], [], [], [], []
     ms_top = None
-    if ms_off is not None:
-        fast0 = ms_off + 16
+    if ms is not None:
+        fast0 = _MS_TOP[ms.size] - 80
         for i in range(10):  # NFASTBINS
-            heads.append(_word(words, fast0 + 8 * i)); ends.append(0); steps.append(n)
+            heads.append(ms.word(fast0 + 8 * i)); ends.append(0); steps.append(n)
             expect.append(32 + 16 * i); labels.append(FAST)
-    n_fast = len(heads)
 
     # tcache_perthread_struct: a chunk of 0x290 (uint16 counts, glibc >= 2.30) or 0x250
     # (uint8 counts) whose counts are zero exactly where its entries are.
@@ -403,43 +529,66 @@ def _follow_lists(k, view, words, base, offsets, sizes, kinds, ms_off, ms_size, 
                                    np.array(expect, np.int64), np.array(labels, np.uint8),
                                    0, 16, mangle, marks)
         s2 = a2 = 0
+        per_head = np.zeros(2 * len(tc_heads), np.int64)
         if tc_heads:
             m = len(tc_heads)
             s2, a2 = k.heap_follow(view, base, offsets, sizes, np.array(tc_heads, np.uint64),
                                    np.zeros(m, np.uint64), np.array(tc_steps, np.int64),
                                    np.array(tc_expect, np.int64), np.full(m, TCACHE, np.uint8),
-                                   16, 16, mangle, marks)
-        return marks, s1 + s2, a1 + a2
+                                   16, 16, mangle, marks, per_head)
+        return marks, s1 + s2, a1 + a2, per_head
 
     safe_linking = None
+    per_head = None
     if heads or tc_heads:
-        m_on, s_on, a_on = run(True)
-        m_off, s_off, a_off = run(False)
+        m_on, s_on, a_on, ph_on = run(True)
+        m_off, s_off, a_off, ph_off = run(False)
         # Prefer mangling on a tie when heap_info says glibc >= 2.35.
         if (s_on - 4 * a_on, hdr == 0x30) >= (s_off - 4 * a_off, False):
-            marks, anomalies, safe_linking = m_on, a_on, True
+            marks, list_anom, safe_linking, per_head = m_on, a_on, True, ph_on
         else:
-            marks, anomalies, safe_linking = m_off, a_off, False
+            marks, list_anom, safe_linking, per_head = m_off, a_off, False, ph_off
         if s_on == s_off == 0:
             safe_linking = None
+        _count(anomalies, "list", list_anom)
     else:
-        marks, anomalies = np.zeros(n, np.uint8), 0
+        marks = np.zeros(n, np.uint8)
 
-    if ms_off is not None:
-        # Doubly linked bins (never mangled): bin i's header sits 16 bytes before bins[2(i-1)].
-        bins0 = ms_off + _MS_TOP[ms_size] + 16
-        bheads, bends, blabels = [], [], []
-        for i in range(1, 127):
+    if per_head is not None and len(per_head):
+        # A tcache list ends (NULL) after exactly counts[i] entries; one that ends early or
+        # runs on is torn. Lists that leave this heap cannot be checked here.
+        got, code = per_head[0::2], per_head[1::2]
+        want = np.array(tc_steps, np.int64)
+        short = (code == k.HEAP_LIST_END) & (got < want)
+        _count(anomalies, "tcache count", int(short.sum() + (code == k.HEAP_LIST_LIMIT).sum()))
+
+    if ms is not None:
+        # Doubly linked bins (never mangled): bin i's header sits 16 bytes before bins[2(i-1)],
+        # so that its fd / bk overlay bins[2(i-1)] / bins[2(i-1)+1]. Labelled by bin index.
+        bins0 = _MS_TOP[ms.size] + 16
+        bheads, bends = [], []
+        for i in range(1, NBINS - 1):
             slot = bins0 + 16 * (i - 1)
-            bheads.append(_word(words, slot)); bends.append(base + slot - 16)
-            blabels.append(UNSORTED if i == 1 else SMALL if i < 64 else LARGE)
+            bheads.append(ms.word(slot)); bends.append(ms.address + slot - 16)
         m = len(bheads)
+        bin_marks = np.zeros(n, np.uint8)
         _, a3 = k.heap_follow(view, base, offsets, sizes, np.array(bheads, np.uint64),
                               np.array(bends, np.uint64), np.full(m, n, np.int64),
-                              np.zeros(m, np.int64), np.array(blabels, np.uint8), 0, 16, False, marks)
-        anomalies += a3
-        ms_top = _word(words, ms_off + _MS_TOP[ms_size])
-    del n_fast
+                              np.zeros(m, np.int64), np.arange(1, m + 1, dtype=np.uint8),
+                              0, 16, False, bin_marks)
+        _count(anomalies, "list", a3)
+        hit = bin_marks != 0
+        both = hit & (marks != 0)
+        _count(anomalies, "list", int(both.sum()))  # a chunk in a bin and a tcache/fastbin
+        hit &= ~both
+        idx = bin_marks.astype(np.int64)
+        # Bin index vs chunk size: small bin i holds exactly 16*i bytes, large bin i the
+        # range largebin_index maps to i; the unsorted bin (1) holds any size.
+        misfit = hit & (idx >= 2) & (_bin_index_of(sizes) != idx)
+        _count(anomalies, "bin index", int(misfit.sum()))
+        ok = hit & ~misfit
+        marks[ok] = np.where(idx[ok] == 1, UNSORTED, np.where(idx[ok] < 64, SMALL, LARGE))
+        ms_top = ms.top
     return marks, anomalies, safe_linking, counts_width, ms_top
 
 

@@ -71,6 +71,7 @@ from typing import Any, Optional, Sequence, Union
 
 from . import __version__
 from . import heap as heapmod
+from . import main_arena
 from . import nmt as nmtmod
 from . import proc
 from . import regions as regionsmod
@@ -315,8 +316,9 @@ def investigate(pid: int, out_dir: Union[str, os.PathLike], *, signatures: Optio
             if data is not None:
                 probes[addr] = data.hex()
             return data
-        regs = _java_heap(regionsmod.classify(snap.mappings, nmt=_detail(nmt_report), reader=reader), nmt_report)
+        regs = regionsmod.classify(snap.mappings, nmt=nmt_report, reader=reader)
     _write_private(cap / "probes.json", json.dumps({f"{a:#x}": h for a, h in probes.items()}).encode())
+    main_arena.capture_main_arena(pid, cap)  # libc's main_arena: [heap]'s fastbins and bins
 
     chosen = select_regions(regs, budget)
     t_capture = time.monotonic() - t0
@@ -403,7 +405,7 @@ def _analyse(src: Path, out: Path, signatures: Optional[Signatures], *, write_ht
         data = probes.get(addr)
         return data[:n] if data is not None and len(data) >= n else None
 
-    regs = _java_heap(regionsmod.classify(snap.mappings, nmt=_detail(nmt_report), reader=replay), nmt_report)
+    regs = regionsmod.classify(snap.mappings, nmt=nmt_report, reader=replay)
     by_start = {r.start: r for r in regs}
     comparison = nmtmod.compare(nmt_report, regs, process_rss=snap.rss) \
         if nmt_report is not None and nmt_report.enabled else None
@@ -481,7 +483,8 @@ def _walk(finding: DumpFinding, path: Path, sigs: Signatures) -> None:
     kind = "arena" if finding.region.cls is RegionClass.ARENA_HEAP else "main"
     a = finding.attribution
     try:
-        walk = heapmod.walk_heap(os.fspath(path), base_address=finding.entry.start, kind=kind)
+        walk = heapmod.walk_heap(os.fspath(path), base_address=finding.entry.start, kind=kind,
+                                 **main_arena.walk_args(path.parent.parent / CAPTURE, kind))
     except OffheapError as exc:
         finding.heap_error = str(exc)
         return
@@ -851,45 +854,6 @@ def _start_ticks(pid: int) -> Optional[int]:
         return None
     rest = stat.rpartition(b")")[2].split()
     return int(rest[19]) if len(rest) > 19 else None
-
-
-def _detail(report: Optional[NmtReport]) -> Optional[NmtReport]:
-    return report if report is not None and report.enabled and report.virtual_regions else None
-
-
-def _java_heap(regs: list[Region], report: Optional[NmtReport]) -> list[Region]:
-    """Mark the Java heap when only NMT *summary* is at hand (detail names it by address).
-
-    The JVM reserves its heap in one mmap of exactly the "Java Heap" reserved size and
-    commits parts of it: in smaps a run of adjacent anonymous mappings (rw-p committed,
-    ---p not) spanning exactly that size — with the CDS archive's heap regions
-    (``classes.jsa``) mapped into its top on JDK 12+. A unique such run is the Java
-    heap: it is not native memory, so it is not dumped as a suspect.
-    """
-    if report is None or not report.enabled or report.virtual_regions:
-        return regs
-    cat = report.category("Java Heap")
-    if cat is None or cat.reserved <= 0:
-        return regs
-    size = cat.reserved
-    anon = (RegionClass.ANON, RegionClass.GUARD)
-    runs = []
-    for i, r in enumerate(regs):
-        if r.cls not in anon or r.mapping.path:
-            continue
-        j, end = i, r.end
-        while end - r.start < size and j + 1 < len(regs) and regs[j + 1].start == end \
-                and (regs[j + 1].cls in anon and not regs[j + 1].mapping.path
-                     or regs[j + 1].mapping.path.endswith(".jsa")):
-            j += 1
-            end = regs[j].end
-        if end - r.start == size:
-            runs.append((i, j))
-    if len(runs) != 1:
-        return regs
-    i, j = runs[0]
-    return [Region(r.mapping, RegionClass.JAVA_HEAP, label="Java Heap", evidence="nmt-reserved-size")
-            if i <= k <= j and r.cls in anon else r for k, r in enumerate(regs)]
 
 
 def _parse_nmt_text(text: Optional[str], source: Path) -> Optional[NmtReport]:

@@ -139,8 +139,9 @@ def classify(mappings: Sequence[Mapping], nmt: Optional[NmtReport] = None,
              reader: Optional[Reader] = None) -> list[Region]:
     """Give every mapping a ``RegionClass``; group arena heaps into arenas.
 
-    ``nmt``: an NMT *detail* report whose virtual memory map names the JVM's
-    own reservations (Java heap, code cache, metaspace, thread stacks ...).
+    ``nmt``: an NMT report. In detail mode its virtual memory map names the JVM's
+    own reservations (Java heap, code cache, metaspace, thread stacks ...); a summary
+    still gives the Java heap's reserved size, which finds the heap's mappings.
     ``reader(addr, n) -> bytes | None``: reads target memory (e.g.
     ``proc.MemReader``); enables heap_info validation and arena chaining.
     """
@@ -184,7 +185,7 @@ def classify(mappings: Sequence[Mapping], nmt: Optional[NmtReport] = None,
         out[i] = _classify_one(maps, i, index)
 
     regions = [r for r in out if r is not None]
-    return _number_arenas(regions, heap_infos)
+    return _java_heap_by_size(_number_arenas(regions, heap_infos), nmt)
 
 
 def _classify_one(maps: Sequence[Mapping], i: int, index: Optional[_NmtIndex]) -> Region:
@@ -215,6 +216,41 @@ def _classify_one(maps: Sequence[Mapping], i: int, index: Optional[_NmtIndex]) -
                 return Region(m, RegionClass.THREAD_STACK, label="stack guard", evidence="guard")
         return Region(m, RegionClass.GUARD)
     return Region(m, RegionClass.ANON, label=m.path)
+
+
+def _java_heap_by_size(regs: list[Region], report: Optional[NmtReport]) -> list[Region]:
+    """Mark the Java heap when only NMT *summary* is at hand (detail names it by address).
+
+    The JVM reserves its heap in one mmap of exactly the "Java Heap" reserved size and
+    commits parts of it: in smaps a run of adjacent anonymous mappings (rw-p committed,
+    ---p not) spanning exactly that size — with the CDS archive's heap regions
+    (``classes.jsa``) mapped into its top on JDK 12+. A unique such run is the Java
+    heap: it is not native memory, so it is not dumped as a suspect.
+    """
+    if report is None or not report.enabled or report.virtual_regions:
+        return regs
+    cat = report.category("Java Heap")
+    if cat is None or cat.reserved <= 0:
+        return regs
+    size = cat.reserved
+    anon = (RegionClass.ANON, RegionClass.GUARD)
+    runs = []
+    for i, r in enumerate(regs):
+        if r.cls not in anon or r.mapping.path:
+            continue
+        j, end = i, r.end
+        while end - r.start < size and j + 1 < len(regs) and regs[j + 1].start == end \
+                and (regs[j + 1].cls in anon and not regs[j + 1].mapping.path
+                     or regs[j + 1].mapping.path.endswith(".jsa")):
+            j += 1
+            end = regs[j].end
+        if end - r.start == size:
+            runs.append((i, j))
+    if len(runs) != 1:
+        return regs
+    i, j = runs[0]
+    return [Region(r.mapping, RegionClass.JAVA_HEAP, label="Java Heap", evidence="nmt-reserved-size")
+            if i <= k <= j and r.cls in anon else r for k, r in enumerate(regs)]
 
 
 def _number_arenas(regions: list[Region], heap_infos: dict[int, HeapInfo]) -> list[Region]:

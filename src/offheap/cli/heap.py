@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from ..heap import STATE_NAMES, walk_heap
+from ..main_arena import walk_args
 from ..manifest import MANIFEST_NAME, load_manifest
 from . import Command, CommandError
 from ..report.text import human
@@ -69,9 +70,20 @@ def render(walk, name: str, out) -> None:
             hi = f"{edges[i + 1]}" if i + 1 < len(edges) else "..."
             w(f"  {edges[i]:>8}-{hi:<8} {int(inuse[i]):>8,} {int(free[i]):>10,}\n")
     if walk.anomalies:
-        w(f"  anomalies: {walk.anomalies} (list pointers to no chunk, loops, adjacent free chunks)\n")
+        kinds = ", ".join(f"{k} {v}" for k, v in sorted(walk.anomaly_kinds.items()))
+        w(f"  anomalies: {walk.anomalies} ({kinds})\n")
     for note in walk.notes:
         w(f"  note: {note}\n")
+
+
+def _arena_args(dump: Path, kind: str) -> dict:
+    """main_arena saved by ``offheap investigate`` (capture/main_arena.json beside the
+    dump directory) or beside the dump itself: [heap]'s fastbins and bins."""
+    for where in (dump.parent, dump.parent.parent / "capture"):
+        args = walk_args(where, kind)
+        if args:
+            return args
+    return {}
 
 
 class HeapCommand(Command):
@@ -90,7 +102,7 @@ class HeapCommand(Command):
 
     def run(self, args: argparse.Namespace) -> int:
         for path, base, kind in self._targets(args):
-            walk = walk_heap(path, base_address=base, kind=kind)
+            walk = walk_heap(path, base_address=base, kind=kind, **_arena_args(Path(path), kind))
             render(walk, path, sys.stdout)
         return 0
 
