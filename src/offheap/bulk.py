@@ -88,7 +88,24 @@ class BulkResult:
         return sum(d.attribution.size for d in self.dumps if d.ok)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON document ``offheap scan --json`` writes (schema ``offheap-scan/1``)."""
+        """The JSON document ``offheap scan --json`` writes, schema ``offheap-scan/1``.
+
+        Top level: ``schema``; ``seconds``; ``scanned_bytes``; ``totals`` (class name ->
+        bytes over all dumps scanned: each payload type, ``other text``, ``zero``,
+        ``binary``); ``type_dumps`` (type -> number of dumps holding it); ``dumps``, in
+        input order, each with ``path``, ``region`` (from the manifest), ``base_address``
+        (int or null), ``ok``, ``error`` (one line, or null), ``seconds``,
+        ``attribution`` and ``heap``. ``attribution`` (null when not ok): ``size``,
+        ``min_len``, ``strings``, ``class_bytes`` (sums to ``size``), ``types`` and
+        ``other_text``: per type ``name``, ``bytes``, ``share``, ``strings``,
+        ``matches``, ``pattern_matches`` (pattern -> count), ``example_offsets``,
+        ``example_addresses``, ``templates`` (``template``, ``count``, ``bytes``,
+        ``example_offset``, ``example_address``, ``example``). ``heap`` (null unless the
+        manifest classes the region as a glibc heap): ``verdict``, ``bytes_by_state``,
+        ``free_share``, ``types`` (type -> ``live`` / ``free`` chunk bytes),
+        ``corruption``; ``heap_error`` says why a walk failed. Fields are only ever
+        added within a schema version; a change of meaning bumps it.
+        """
         return {
             "schema": JSON_SCHEMA,
             "seconds": round(self.seconds, 3),
