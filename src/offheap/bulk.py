@@ -60,13 +60,8 @@ class DumpResult:
         """The heap verdict, with the payload type that dominates it."""
         if self.heap is None:
             return f"heap walk failed: {self.heap_error}" if self.heap_error else None
-        verdict = self.heap.verdict
-        key = "live" if verdict.startswith("live") else "free"
-        ranked = sorted(((v[key], n) for n, v in self.heap_types.items() if n != OTHER_TEXT and v[key]),
-                        reverse=True)
-        if ranked and not verdict.startswith("empty"):
-            verdict += f", mostly {ranked[0][1]}"
-        return verdict
+        from .heap import verdict_with_type
+        return verdict_with_type(self.heap, self.heap_types, ignore=(OTHER_TEXT,))
 
 
 @dataclass

@@ -819,3 +819,21 @@ def split_chunk_bytes(chunks: HeapChunks, string_offsets, string_lengths, string
     weight = nb / per_chunk[idx] * csize[idx]
     np.add.at(out, (sc[ok], chunks.state.astype(np.int64)[idx]), weight)
     return np.rint(out).astype(np.int64)
+
+
+def verdict_with_type(walk: HeapWalk, type_bytes: dict[str, dict[str, int]],
+                      ignore: tuple[str, ...] = (), quote=str) -> str:
+    """``walk.verdict`` plus the payload type behind it: ``", mostly X"`` when one type
+    holds at least a third of the bytes the verdict is about (in-use chunk bytes for a
+    live heap, free chunk bytes for a retained one). ``type_bytes`` maps a type to its
+    ``{"live": bytes, "free": bytes}`` (``split_chunk_bytes``); ``ignore`` names classes
+    that are not payload types (e.g. "other text")."""
+    verdict = walk.verdict
+    if verdict.startswith("empty"):
+        return verdict
+    live = verdict.startswith("live")
+    key, whole = ("live", walk.in_use_bytes) if live else ("free", walk.free_bytes)
+    ranked = sorted(((v[key], n) for n, v in type_bytes.items() if n not in ignore and v[key]), reverse=True)
+    if ranked and whole and ranked[0][0] >= whole / 3:
+        verdict += f", mostly {quote(ranked[0][1])}"
+    return verdict

@@ -508,12 +508,7 @@ def _region_verdict(f: DumpFinding, live_read: bool = False) -> str:
         if top and f.entry.present and top[0][1] >= 0.05 * f.entry.present:
             return f"mostly {_quote(top[0][0])} ({_pct(top[0][1], f.entry.present)})"
         return "no payload type above 5 %"
-    verdict = f.heap.verdict
-    live = verdict.startswith("live")
-    key = "live" if live else "free"
-    ranked = sorted(((v[key], n) for n, v in f.heap_types.items() if n != OTHER_TEXT and v[key]), reverse=True)
-    if ranked and not verdict.startswith("empty"):
-        verdict += f", mostly {_quote(ranked[0][1])}"
+    verdict = heapmod.verdict_with_type(f.heap, f.heap_types, ignore=(OTHER_TEXT,), quote=_quote)
     if f.heap.corruption is not None:
         # mem/vm read a running process: a thread may change chunks while they are read
         maybe = "; the target kept running while it was read, so the heap may have changed under the reader" \
@@ -580,7 +575,8 @@ def _verdicts(inv: Investigation) -> list[str]:
     if live + free:
         share = free / (live + free)
         ranked = sorted(((t.live_bytes if share < 0.5 else t.free_bytes, t.name) for t in inv.types), reverse=True)
-        mostly = f", mostly {_quote(ranked[0][1])}" if ranked and ranked[0][0] else ""
+        about = free if share >= 0.5 else live      # the bytes the verdict speaks of
+        mostly = f", mostly {_quote(ranked[0][1])}" if ranked and ranked[0][0] >= about / 3 else ""
         if share >= 0.5:
             text = (f"overall: freed-but-retained, not live: {round(100 * share)} % of the walked heap "
                     f"bytes are free chunks glibc keeps{mostly}; try malloc_trim / MALLOC_ARENA_MAX")
