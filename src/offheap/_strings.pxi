@@ -411,11 +411,39 @@ def find_strings(const unsigned char[::1] buf, Py_ssize_t begin, Py_ssize_t end,
 
 
 cdef inline Py_ssize_t _ndigits(u64 v, int radix) noexcept nogil:
+    # constant divisors per branch: shifts for 8 and 16, a multiply for 10 (a 64-bit
+    # division by a variable costs tens of cycles, and there are millions of offsets)
     cdef Py_ssize_t d = 1
-    while v >= <u64>radix:
-        v //= <u64>radix
-        d += 1
+    if radix == 16:
+        while v >= 16:
+            v >>= 4
+            d += 1
+    elif radix == 8:
+        while v >= 8:
+            v >>= 3
+            d += 1
+    else:
+        while v >= 10:
+            v //= 10
+            d += 1
     return d
+
+
+cdef inline void _put_digits(char *o, u64 v, Py_ssize_t nd, int radix) noexcept nogil:
+    cdef const char *digits = "0123456789abcdef"
+    cdef Py_ssize_t j
+    if radix == 16:
+        for j in range(nd - 1, -1, -1):
+            o[j] = digits[v & 15]
+            v >>= 4
+    elif radix == 8:
+        for j in range(nd - 1, -1, -1):
+            o[j] = digits[v & 7]
+            v >>= 3
+    else:
+        for j in range(nd - 1, -1, -1):
+            o[j] = digits[v % 10]
+            v //= 10
 
 
 @cython.boundscheck(False)
@@ -448,7 +476,6 @@ def format_strings(const unsigned char[::1] buf, u64 base, const u64[::1] offset
     cdef const char *pp = prefix
     cdef const char *sp = sep
     cdef const unsigned char *src = &buf[0] if n > 0 else NULL
-    cdef const char *digits = "0123456789abcdef"
     cdef u64 v
     with nogil:
         for i in range(count):
@@ -461,9 +488,7 @@ def format_strings(const unsigned char[::1] buf, u64 base, const u64[::1] offset
                     for j in range(7 - nd):
                         o[j] = 32
                     o += 7 - nd
-                for j in range(nd - 1, -1, -1):
-                    o[j] = digits[v % <u64>radix]
-                    v //= <u64>radix
+                _put_digits(o, v, nd, radix)
                 o += nd
                 o[0] = 32
                 o += 1
