@@ -4,7 +4,8 @@
 
 - ``offheap.attribute`` on the hot 64 MiB arena-like dump with the dump's five payload
   types as user signatures, alone and on top of the built-in recognisers; beside it
-  the plain ``offheap.strings`` scan and the matching kernel alone, as baselines.
+  the plain ``offheap.strings`` scan and the matching kernel alone, as baselines;
+  then each kernel of the full scan alone on the dump in memory (where the time goes).
 - ``offheap.scan_many`` over ``--dumps`` 64 MiB dumps (distinct seeds, hot in the page
   cache) with 1 and with 2 workers: the speed-up of the second worker.
 
@@ -43,6 +44,39 @@ def warm(paths: list[Path]) -> None:
                 pass
 
 
+def print_kernels(path: Path, sig_sets: tuple, repeat: int) -> None:
+    """Where a full scan's time goes: each kernel alone over the whole dump."""
+    import numpy as np
+    k = _impl.kernels()
+    data = path.read_bytes()
+    n = len(data)
+    state = np.zeros(4, np.uint64)
+    offs, lens = k.find_strings(data, 0, n, True, 8, "s", False, 0, state)
+    hashes = k.template_hashes(data, 0, offs, lens)
+    text = int(lens.sum())
+
+    def strings_once():
+        state[:] = 0
+        return k.find_strings(data, 0, n, True, 8, "s", False, 0, state)
+    rows = [("find_strings -n 8", n, lambda: strings_once())]
+    for sigs in sig_sets:
+        ps = sigs.pattern_set()
+        args = ps.tables.kernel_args()
+        rows.append((f"ac_scan, {len(ps.patterns)} patterns", n,
+                     lambda args=args: k.ac_scan(data, 0, n, *args, 0, 0)))
+    rows += [
+        ("count_zero_bytes", n, lambda: k.count_zero_bytes(data, 0, n)),
+        (f"template_hashes ({text / MiB:.0f} MiB of text)", text,
+         lambda: k.template_hashes(data, 0, offs, lens)),
+        (f"group_keys ({len(offs)} strings)", None, lambda: k.group_keys(hashes, lens)),
+    ]
+    print(f"\nkernels alone on the same dump, best of {repeat} (GB/s of the bytes each reads)")
+    for label, nbytes, fn in rows:
+        t, _ = best_of(repeat, fn)
+        rate = f"{nbytes / t / 1e9:6.2f} GB/s" if nbytes else ""
+        print(f"  {label:<52} {t * 1e3:7.1f} ms {rate}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cache", type=Path, default=Path("/tmp/offheap-bench"))
@@ -71,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nhot {size / MiB:.0f} MiB dump, one core, best of {args.repeat}")
     for label, t in rows:
         print(f"  {label:<52} {t:7.3f} s  {size / t / 1e9:6.2f} GB/s  {t / t_strings:5.1f}x strings")
+
+    print_kernels(one, (user, both), args.repeat)
 
     paths = [ensure_dump(args.cache, 64 * MiB, seed) for seed in range(args.dumps)]
     warm(paths)

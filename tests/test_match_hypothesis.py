@@ -104,3 +104,24 @@ def test_extension_equals_twin_exactly(patterns, data, cut):
         o2, i2, s2 = mod.ac_scan(data, cut, len(data), *t.kernel_args(), s1, 5)
         results.append((o1.tolist(), i1.tolist(), s1, o2.tolist(), i2.tolist(), s2))
     assert results[0] == results[1]
+
+
+# Inputs spanning several of the kernel's 4096-byte blocks and all of its lanes: a
+# repeated seed with a few random edits, so matches are dense and cross lane edges.
+long_data_st = st.tuples(data_st.filter(len), st.integers(60, 120),
+                         st.lists(st.tuples(st.integers(0, 40_000), st.sampled_from(list(ALPHABET))),
+                                  max_size=20)).map(
+    lambda t: bytes(_edit(bytearray(t[0] * t[1]), t[2])))
+
+
+def _edit(buf: bytearray, edits) -> bytearray:
+    for pos, b in edits:
+        if buf:
+            buf[pos % len(buf)] = b
+    return buf
+
+
+@given(patterns_st, long_data_st, st.lists(st.integers(min_value=0, max_value=40_000), max_size=4))
+def test_long_inputs_across_blocks_and_lanes(patterns, data, cuts):
+    got = scan_in_windows(patterns, data, cuts)
+    assert got == naive(patterns, data)

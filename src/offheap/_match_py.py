@@ -1,8 +1,10 @@
 """Pure-Python twin of the matching kernel in ``_match.pxi`` (same function, same results).
 
-It walks the same dense DFA one byte at a time, without the compiled kernel's
-start-pair skip, so the test suite checking the two against each other also checks
-that the skip never loses a match. See ``_match.pxi`` for the table layout.
+It walks the same dense DFA as one automaton, one byte at a time, where the compiled
+kernel cuts the range into interleaved "lanes" that each warm up on the bytes before
+their part; the test suite checking the two against each other (same matches, same
+order, same carried state) thus also checks the lanes' warm-up and merge. See
+``_match.pxi`` for the table layout.
 """
 
 from __future__ import annotations

@@ -30,7 +30,6 @@ cdef extern from "<endian.h>" nogil:
 
 cdef extern from *:
     int __builtin_ctzll(unsigned long long) nogil
-    int __builtin_popcountll(unsigned long long) nogil
 
 # Where SSE2 exists (every x86-64), 16 bytes are classified per compare and gathered
 # by movemask; elsewhere the portable SWAR code below does the same job 8 at a time.
@@ -521,7 +520,8 @@ def count_zero_bytes(const unsigned char[::1] buf, Py_ssize_t begin, Py_ssize_t 
     with nogil:
         while pos + 8 <= end:
             memcpy(&x, p + pos, 8)
-            total += __builtin_popcountll(~(((x & LOW7) + LOW7) | x) & HIGH8)
+            # one high bit per zero byte; a multiply sums them (no popcnt in a baseline build)
+            total += <Py_ssize_t>((((~(((x & LOW7) + LOW7) | x) & HIGH8) >> 7) * ONES8) >> 56)
             pos += 8
         while pos < end:
             total += p[pos] == 0

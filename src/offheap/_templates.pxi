@@ -53,8 +53,9 @@ cdef inline uint64_t _finish(_Hasher *s) noexcept nogil:
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
-cdef uint64_t _template_hash(const unsigned char *p, Py_ssize_t n, int step) noexcept nogil:
-    """Hash of the masked text of the characters p[0], p[step], ... below p[n]."""
+cdef uint64_t _template_hash_strided(const unsigned char *p, Py_ssize_t n, int step) noexcept nogil:
+    """Hash of the masked text of the characters p[0], p[step], ... below p[n]
+    (16/32-bit text; _template_hash1 is the one-pass form for bytes)."""
     cdef _Hasher s
     s.h = 0x6A09E667F3BCC908ULL
     s.acc = 0
@@ -111,6 +112,195 @@ cdef uint64_t _template_hash(const unsigned char *p, Py_ssize_t n, int step) noe
     return _finish(&s)
 
 
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #include <string.h>
+    /* Masked text of one string of bytes, hashed as _template_hash_strided does, in
+       one pass: the masked bytes go to a small buffer that is hashed 8 bytes at a
+       time (the same words _put/_finish mix), tokens are copied while they are read,
+       and a quote is resolved speculatively: its content is masked as ordinary text,
+       and only when a space shows up before the next quote is the closing quote looked
+       for; if there is one, the output rolls back to the opening quote and becomes
+       '"#"' (a quoted string holding a space), else the text stands as it is. */
+    #define OFFHEAP_TPL_BUF 1024
+    #define OFFHEAP_TPL_LETTER 1
+    #define OFFHEAP_TPL_DIGIT 2
+    #define OFFHEAP_TPL_QUOTE 4
+    #define OFFHEAP_TPL_SPACE 8
+    static unsigned char offheap_tpl_class[256];
+    static void offheap_tpl_init(void) {
+        int c;
+        for (c = 0; c < 256; c++)
+            offheap_tpl_class[c] = ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')) ? OFFHEAP_TPL_LETTER
+                                 : (c >= '0' && c <= '9') ? OFFHEAP_TPL_DIGIT
+                                 : c == '"' ? OFFHEAP_TPL_QUOTE : c == ' ' ? OFFHEAP_TPL_SPACE : 0;
+    }
+    #define OFFHEAP_TPL_MIX 0x9E3779B97F4A7C15ULL
+    static inline uint64_t offheap_tpl_words(uint64_t h, const unsigned char *b, Py_ssize_t nw) {
+        Py_ssize_t k;
+        for (k = 0; k < nw; k++) {
+            uint64_t w;
+            memcpy(&w, b + 8 * k, 8);
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+            w = __builtin_bswap64(w);
+    #endif
+            h = (h ^ w) * OFFHEAP_TPL_MIX;
+            h ^= h >> 29;
+        }
+        return h;
+    }
+    /* Per byte of the little-endian word w: 0x80 in *a if it is an ASCII letter or
+       digit, in *d if a digit. Each byte is tested on its own low 7 bits (no carry
+       crosses into the next byte); bytes >= 0x80 are neither. */
+    #define OFFHEAP_TPL_HIGH 0x8080808080808080ULL
+    #define OFFHEAP_TPL_ONES 0x0101010101010101ULL
+    static inline void offheap_tpl_alnum(uint64_t w, uint64_t *a, uint64_t *d) {
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        w = __builtin_bswap64(w);
+    #endif
+        uint64_t ascii = ~w & OFFHEAP_TPL_HIGH;
+        uint64_t lo = w & ~OFFHEAP_TPL_HIGH;
+        uint64_t fold = (w | 0x20 * OFFHEAP_TPL_ONES) & ~OFFHEAP_TPL_HIGH;   /* A-Z -> a-z */
+        uint64_t dg = (lo + (0x80 - '0') * OFFHEAP_TPL_ONES) & ~(lo + (0x80 - '9' - 1) * OFFHEAP_TPL_ONES);
+        uint64_t lt = (fold + (0x80 - 'a') * OFFHEAP_TPL_ONES) & ~(fold + (0x80 - 'z' - 1) * OFFHEAP_TPL_ONES);
+        *d = dg & ascii;
+        *a = (dg | lt) & ascii;
+    }
+    /* index of the first '"' in p[i:n], or -1 */
+    static inline Py_ssize_t offheap_tpl_quote(const unsigned char *p, Py_ssize_t i, Py_ssize_t n) {
+        for (; i < n; i++)
+            if (p[i] == '"')
+                return i;
+        return -1;
+    }
+    static uint64_t offheap_template_hash1(const unsigned char *p, Py_ssize_t n) {
+        unsigned char out[OFFHEAP_TPL_BUF + 32];
+        const unsigned char *T = offheap_tpl_class;
+        uint64_t h = 0x6A09E667F3BCC908ULL, total = 0;
+        Py_ssize_t i = 0, pos = 0, lastq = -1, j, t0, len;
+        unsigned k, dig;
+        while (i < n) {
+            if (pos > OFFHEAP_TPL_BUF - 24) {
+                /* Flush whole words; an open quote is resolved first, since the
+                   rollback needs its output still in the buffer. */
+                if (lastq >= 0) {
+                    for (j = i; j < n && !(T[p[j]] & (OFFHEAP_TPL_QUOTE | OFFHEAP_TPL_SPACE)); j++)
+                        ;
+                    if (j < n && p[j] == ' ') {
+                        j = offheap_tpl_quote(p, j + 1, n);
+                        if (j >= 0) {
+                            pos = lastq;
+                            out[pos] = '"'; out[pos + 1] = '#'; out[pos + 2] = '"';
+                            pos += 3;
+                            i = j + 1;
+                        }
+                    }
+                    lastq = -1;
+                    continue;
+                }
+                len = pos & ~(Py_ssize_t)7;
+                h = offheap_tpl_words(h, out, len >> 3);
+                total += (uint64_t)len;
+                memmove(out, out + len, (size_t)(pos - len));
+                pos -= len;
+            }
+            k = T[p[i]];
+            if (k & (OFFHEAP_TPL_LETTER | OFFHEAP_TPL_DIGIT)) {
+                /* a token: copied as it is read (at most 17 bytes land in the
+                   buffer), then kept, or replaced by '#' if variable */
+                t0 = i;
+                dig = 0;
+                if (i + 8 <= n) {
+                    /* eight bytes at a time: no loop exit to mispredict per token */
+                    uint64_t w, a, d, stop;
+                    for (;;) {
+                        memcpy(&w, p + i, 8);
+                        len = i - t0;
+                        if (len <= 16)
+                            memcpy(out + pos + len, &w, 8);
+                        offheap_tpl_alnum(w, &a, &d);
+                        stop = ~a & OFFHEAP_TPL_HIGH;
+                        if (stop) {
+                            unsigned run = (unsigned)__builtin_ctzll(stop) >> 3;
+                            dig |= (d & ((1ULL << (8 * run)) - 1)) != 0;
+                            i += run;
+                            break;
+                        }
+                        dig |= d != 0;
+                        i += 8;
+                        if (i + 8 > n) {
+                            while (i < n && (T[p[i]] & (OFFHEAP_TPL_LETTER | OFFHEAP_TPL_DIGIT))) {
+                                len = i - t0;
+                                out[pos + (len < 16 ? len : 16)] = p[i];
+                                dig |= T[p[i]] == OFFHEAP_TPL_DIGIT;
+                                i++;
+                            }
+                            break;
+                        }
+                    }
+                    len = i - t0;
+                    if (dig || len > 16) {
+                        out[pos++] = '#';
+                    } else {
+                        pos += len;
+                    }
+                    continue;
+                }
+                do {
+                    len = i - t0;
+                    out[pos + (len < 16 ? len : 16)] = p[i];
+                    dig |= k;
+                    i++;
+                } while (i < n && ((k = T[p[i]]) & (OFFHEAP_TPL_LETTER | OFFHEAP_TPL_DIGIT)));
+                len = i - t0;
+                if ((dig & OFFHEAP_TPL_DIGIT) || len > 16) {
+                    out[pos++] = '#';
+                } else {
+                    pos += len;
+                }
+            } else if (k == OFFHEAP_TPL_QUOTE) {
+                lastq = pos;
+                out[pos++] = '"';
+                i++;
+            } else if (k == OFFHEAP_TPL_SPACE && lastq >= 0) {
+                j = offheap_tpl_quote(p, i + 1, n);
+                if (j >= 0) {
+                    pos = lastq;
+                    out[pos] = '"'; out[pos + 1] = '#'; out[pos + 2] = '"';
+                    pos += 3;
+                    i = j + 1;
+                } else {
+                    out[pos++] = ' ';
+                    i++;
+                }
+                lastq = -1;
+            } else {
+                out[pos++] = p[i];
+                i++;
+            }
+        }
+        len = pos & ~(Py_ssize_t)7;
+        h = offheap_tpl_words(h, out, len >> 3);
+        total += (uint64_t)pos;
+        if (pos > len) {
+            uint64_t w = 0;
+            Py_ssize_t r;
+            for (r = pos - 1; r >= len; r--)
+                w = (w << 8) | out[r];
+            h = (h ^ w) * OFFHEAP_TPL_MIX;
+            h ^= h >> 29;
+        }
+        h = (h ^ total) * OFFHEAP_TPL_MIX;
+        return h ^ (h >> 32);
+    }
+    """
+    void offheap_tpl_init() noexcept nogil
+    uint64_t offheap_template_hash1(const unsigned char* p, Py_ssize_t n) noexcept nogil
+
+offheap_tpl_init()
+
+
 @cython.boundscheck(False)
 @cython.wraparound(False)
 def template_hashes(const unsigned char[::1] buf, uint64_t base, const uint64_t[::1] offsets,
@@ -131,6 +321,78 @@ def template_hashes(const unsigned char[::1] buf, uint64_t base, const uint64_t[
     cdef const unsigned char *p = &buf[0] if n > 0 else NULL
     with nogil:
         for i in range(count):
-            o[i] = _template_hash(p + (offsets[i] - base) + lane,
-                                  <Py_ssize_t>lengths[i] - lane, unit)
+            if unit == 1:
+                o[i] = offheap_template_hash1(p + (offsets[i] - base), <Py_ssize_t>lengths[i])
+            else:
+                o[i] = _template_hash_strided(p + (offsets[i] - base) + lane,
+                                              <Py_ssize_t>lengths[i] - lane, unit)
     return out
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def group_keys(const uint64_t[::1] keys, const uint64_t[::1] lengths):
+    """Group equal ``keys`` (one per string) in one pass: ``(unique, first, count,
+    nbytes)``, the distinct keys in order of first occurrence, the index of that first
+    occurrence, how many strings and how many bytes (sum of ``lengths``) each has.
+
+    A hash table sized to the distinct keys (a few thousand templates per window),
+    not a sort of every string: the per-window bookkeeping of ``TemplateCounter``.
+    """
+    cdef Py_ssize_t n = keys.shape[0], i, u = 0, bits = 12, mask, slot, cap
+    if lengths.shape[0] != n:
+        raise ValueError("keys and lengths differ in length")
+    cap = 1 << (bits - 1)            # distinct keys allowed before the table grows
+    table = np.full(1 << bits, -1, dtype=np.int64)
+    unique = np.empty(cap, dtype=np.uint64)
+    first = np.empty(cap, dtype=np.int64)
+    count = np.zeros(cap, dtype=np.int64)
+    nbytes = np.zeros(cap, dtype=np.int64)
+    cdef int64_t[::1] tv = table
+    cdef uint64_t[::1] uv = unique
+    cdef int64_t[::1] fv = first, cv = count, bv = nbytes
+    cdef uint64_t k
+    cdef int64_t idx
+    i = 0
+    while i < n:
+        mask = (1 << bits) - 1
+        with nogil:
+            while i < n:
+                k = keys[i]
+                slot = <Py_ssize_t>((k * MIX) >> (64 - bits))
+                while True:
+                    idx = tv[slot]
+                    if idx < 0 or uv[idx] == k:
+                        break
+                    slot = (slot + 1) & mask
+                if idx < 0:
+                    if u == cap:
+                        break                # full: grow with the GIL, retry key i
+                    idx = u
+                    u += 1
+                    tv[slot] = idx
+                    uv[idx] = k
+                    fv[idx] = i
+                cv[idx] += 1
+                bv[idx] += <int64_t>lengths[i]
+                i += 1
+        if i < n:
+            bits += 1
+            cap = 1 << (bits - 1)
+            unique = np.resize(unique, cap)
+            first = np.resize(first, cap)
+            count = np.concatenate([count[:u], np.zeros(cap - u, np.int64)])
+            nbytes = np.concatenate([nbytes[:u], np.zeros(cap - u, np.int64)])
+            uv = unique
+            fv = first
+            cv = count
+            bv = nbytes
+            table = np.full(1 << bits, -1, dtype=np.int64)
+            tv = table
+            mask = (1 << bits) - 1
+            for idx in range(u):
+                slot = <Py_ssize_t>((uv[idx] * MIX) >> (64 - bits))
+                while tv[slot] >= 0:
+                    slot = (slot + 1) & mask
+                tv[slot] = idx
+    return unique[:u], first[:u], count[:u], nbytes[:u]

@@ -6,7 +6,7 @@ import re
 
 import numpy as np
 
-__all__ = ["template_hashes", "normalize_template", "LONG_TOKEN"]
+__all__ = ["template_hashes", "normalize_template", "group_keys", "LONG_TOKEN"]
 
 LONG_TOKEN = 16
 # a quoted string holding a space (free text), or a token of letters and digits
@@ -61,3 +61,18 @@ def template_hashes(buf, base: int, offsets, lengths, unit: int = 1, lane: int =
             raise ValueError(f"string at offset {off} is not inside the buffer")
         out[i] = _hash(normalize_template(bytes(data[rel + lane:rel + ln:unit])))
     return out
+
+
+def group_keys(keys, lengths):
+    """See ``offheap._scan.group_keys``: distinct keys in order of first occurrence,
+    with the index of that occurrence, the count and the sum of ``lengths``."""
+    keys = np.asarray(keys, dtype=np.uint64)
+    lengths = np.asarray(lengths, dtype=np.uint64)
+    if len(keys) != len(lengths):
+        raise ValueError("keys and lengths differ in length")
+    uniq, first, inverse, count = np.unique(keys, return_index=True, return_inverse=True,
+                                            return_counts=True)
+    nbytes = np.zeros(len(uniq), np.int64)
+    np.add.at(nbytes, inverse.ravel(), lengths.astype(np.int64))
+    order = np.argsort(first, kind="stable")
+    return uniq[order], first[order].astype(np.int64), count[order].astype(np.int64), nbytes[order]

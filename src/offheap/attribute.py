@@ -130,11 +130,16 @@ class TemplateCounter:
             return
         # one sortable key per (class, template): class in the top 16 bits, 48 bits of hash
         key = (cls.astype(np.uint64) << np.uint64(48)) | (hashes & np.uint64(HASH_MASK))
-        k = np.concatenate([self.key, key])
-        n = np.concatenate([self.count, np.ones(len(hashes), np.int64)])
-        b = np.concatenate([self.nbytes, lengths.astype(np.int64)])
-        eo = np.concatenate([self.ex_off, offsets])
-        el = np.concatenate([self.ex_len, lengths])
+        # group the window's strings first (a hash table in the kernel: a window has a
+        # few thousand templates among ~10^5 strings), then merge with the table so far;
+        # an example is the earliest string of its template, as with one stable sort
+        ukey, first, ucount, ubytes = _impl.kernels().group_keys(
+            key, np.ascontiguousarray(lengths, dtype=np.uint64))
+        k = np.concatenate([self.key, ukey])
+        n = np.concatenate([self.count, ucount])
+        b = np.concatenate([self.nbytes, ubytes])
+        eo = np.concatenate([self.ex_off, offsets[first]])
+        el = np.concatenate([self.ex_len, lengths[first]])
         order = np.argsort(k, kind="stable")
         k, n, b, eo, el = k[order], n[order], b[order], eo[order], el[order]
         first = np.ones(len(k), bool)
@@ -232,8 +237,11 @@ def attribute(source: Source, signatures: Signatures | None = None, *, min_len: 
         pattern_matches += np.bincount(m_pid, minlength=len(pattern_matches))
         zero_bytes += kernels.count_zero_bytes(w.buf, w.begin, w.end)
 
-        all_off = np.concatenate([carry_off, m_off])
-        all_pid = np.concatenate([carry_pid, m_pid])
+        if len(carry_off):
+            all_off = np.concatenate([carry_off, m_off])
+            all_pid = np.concatenate([carry_pid, m_pid])
+        else:  # the usual case: no copy of millions of matches
+            all_off, all_pid = m_off, m_pid
         cls, per_type = kernels.string_types(offs, lens, all_off, all_pid, pat_len, pat_type, priority)
         type_matches += per_type[:ntypes]
         cls[cls < 0] = other
@@ -247,8 +255,10 @@ def attribute(source: Source, signatures: Signatures | None = None, *, min_len: 
 
         if len(offs):
             nstrings_total += len(offs)
-            np.add.at(type_bytes, cls, lens.astype(np.int64))
-            np.add.at(type_strings, cls, 1)
+            # bincount, not np.add.at (several times slower); float64 weights are exact
+            # for sums below 2**53 bytes
+            type_bytes += np.bincount(cls, weights=lens, minlength=ntypes + 1).astype(np.int64)
+            type_strings += np.bincount(cls, minlength=ntypes + 1)
             _add_examples(examples, cls, offs)
             hashes = _hashes(kernels, w, offs, lens, reader)
             templates.add(cls, hashes, offs, lens)
