@@ -225,7 +225,7 @@ def _rss_by_class(regions: Sequence[Any]) -> str:
     if not total:
         return ""
     order = sorted(((c, n) for c, n in acc.items() if n > 0), key=lambda kv: -kv[1])
-    out = [f'<svg class="bar" role="img" aria-label="RSS by region class" width="1100" height="26" '
+    out = ['<svg class="bar" role="img" aria-label="RSS by region class" width="1100" height="26" '
            'viewBox="0 0 1100 26" xmlns="http://www.w3.org/2000/svg">']
     x = 0.0
     for cls, n in order:
