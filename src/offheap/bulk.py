@@ -12,16 +12,19 @@ also gives each dump's virtual address and expected size), else every regular fi
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from .attribute import DEFAULT_MIN_LEN, OTHER_TEXT, Attribution, attribute
 from .errors import InputError, OffheapError
+from .scan import check_options
 from .signatures import Signatures, builtin
 
 __all__ = ["DumpSpec", "DumpResult", "BulkResult", "expand_paths", "scan_many", "JSON_SCHEMA"]
@@ -182,15 +185,23 @@ class _Progress:
             self.stream.flush()
 
 
+def check_spec(spec: DumpSpec) -> None:
+    """Raise InputError for a dump that cannot be scanned as its manifest describes it
+    (a failed expansion, or a file cut short in a copy); OSError when it is missing."""
+    if spec.error:
+        raise InputError(spec.error)
+    if spec.expected_size is not None:
+        size = os.stat(spec.path).st_size
+        if size != spec.expected_size:
+            raise InputError(f"{spec.path}: truncated dump: {size} bytes, manifest says {spec.expected_size}")
+
+
 def _scan_one(spec: DumpSpec, sigs: Signatures, min_len: int, top: int) -> DumpResult:
     t0 = time.perf_counter()
     if spec.error:
         return DumpResult(spec, error=spec.error)
     try:
-        if spec.expected_size is not None:
-            size = os.stat(spec.path).st_size
-            if size != spec.expected_size:
-                raise InputError(f"{spec.path}: truncated dump: {size} bytes, manifest says {spec.expected_size}")
+        check_spec(spec)
         a = attribute(spec.path, sigs, min_len=min_len, base_address=spec.base_address, top=top,
                       keep_strings=spec.heap_kind is not None)
         result = DumpResult(spec, a)
@@ -235,6 +246,9 @@ _WORKER: dict[str, Any] = {}
 def _worker_init(sigs: Signatures, min_len: int, top: int, implementation: str) -> None:
     from . import _impl
 
+    # Ctrl-C reaches the whole process group: the parent handles it (and ends us), so a
+    # worker must not print a KeyboardInterrupt traceback of its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _impl.select(implementation)        # the parent's choice (the tests run both)
     sigs.pattern_set()
     _WORKER.update(sigs=sigs, min_len=min_len, top=top)
@@ -244,19 +258,57 @@ def _worker_scan(spec: DumpSpec) -> DumpResult:
     return _scan_one(spec, _WORKER["sigs"], _WORKER["min_len"], _WORKER["top"])
 
 
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold a Ctrl-C until the block ends (main thread only; elsewhere it cannot arrive).
+
+    Starting a worker writes its setup into a pipe: interrupted mid-write, the worker
+    prints an UnpicklingError traceback and the forkserver lingers. A Python-level
+    handler (not a blocked signal mask, which the forkserver would inherit) defers it.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    except BaseException:
+        # A Ctrl-C to the process group also kills workers still starting: the
+        # BrokenPipeError that follows is the interrupt, not a reader leaving.
+        if caught:
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
 def _in_processes(specs: Sequence[DumpSpec], sigs: Signatures, min_len: int, top: int, workers: int,
                   done: Callable[[DumpResult], DumpResult]) -> list[DumpResult]:
     import multiprocessing
+    import multiprocessing.forkserver
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     from . import _impl
 
     # forkserver: never fork a process that may be running threads
     ctx = multiprocessing.get_context("forkserver")
+    # An ignored SIGINT survives exec: started so, the forkserver and the workers it forks
+    # ignore a Ctrl-C sent to the process group (no traceback per worker); we end them.
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            multiprocessing.forkserver.ensure_running()
+        finally:
+            signal.signal(signal.SIGINT, previous)
     results: list[DumpResult | None] = [None] * len(specs)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
-                             initargs=(sigs, min_len, top, _impl.implementation())) as pool:
-        futures = {pool.submit(_worker_scan, spec): i for i, spec in enumerate(specs)}
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
+                               initargs=(sigs, min_len, top, _impl.implementation()))
+    try:
+        with _sigint_deferred():
+            futures = {pool.submit(_worker_scan, spec): i for i, spec in enumerate(specs)}
         for future in as_completed(futures):
             i = futures[future]
             try:
@@ -264,6 +316,14 @@ def _in_processes(specs: Sequence[DumpSpec], sigs: Signatures, min_len: int, top
             except Exception as exc:  # a worker died (e.g. killed): this dump failed, not the run
                 result = DumpResult(specs[i], error=f"{specs[i].path}: worker failed: {exc!r}")
             results[i] = done(result)
+    except BaseException:
+        # Ctrl-C (or a failing callback): shutdown() would wait for every dump in flight,
+        # minutes on big dumps, and an exiting parent leaves its workers running. End them.
+        for worker in list((getattr(pool, "_processes", None) or {}).values()):
+            worker.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
     return [r for r in results if r is not None]
 
 
@@ -285,6 +345,7 @@ def scan_many(paths: Iterable[str | os.PathLike] | Sequence[DumpSpec], signature
     workers = workers or os.cpu_count() or 1
     if workers < 1:
         raise InputError(f"workers must be at least 1, not {workers}")
+    check_options(min_len, "s")  # a bad length is the caller's error, not every dump's
     sigs.pattern_set()  # build (and validate) the automaton once, before any worker starts
     bar = _Progress(len(specs)) if progress is True else None
     callback = progress if callable(progress) else None

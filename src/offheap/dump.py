@@ -81,9 +81,8 @@ class ProcessExitedDuringDump(NoSuchProcess):
 def translate_oserror(pid: int, what: str, exc: OSError) -> OffheapError:
     """The offheap error an OSError met while reading process ``pid`` stands for."""
     if exc.errno in (errno.ENOENT, errno.ESRCH):
-        if _is_zombie(pid):
-            return ZombieProcess(pid)
-        return NoSuchProcess(pid)
+        from .proc import missing_memory_error
+        return missing_memory_error(pid)
     if exc.errno in (errno.EACCES, errno.EPERM):
         return AccessDenied(pid, f"cannot {what} of process {pid}: {exc.strerror}")
     return DumpError(pid, f"cannot {what} of process {pid}: {exc.strerror or exc}")

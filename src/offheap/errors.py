@@ -85,3 +85,10 @@ class ToolMissing(OffheapError):
 
 class JcmdError(ProcessError):
     """``jcmd`` ran but could not get an answer from the JVM (attach failed, timed out, ...)."""
+
+
+class KernelThread(ProcessError):
+    """The PID is a kernel thread: it has no user-space memory (no maps, no mem) to read."""
+
+    def __init__(self, pid: int | None, message: str | None = None):
+        super().__init__(pid, message or f"process {pid} is a kernel thread: it has no user memory to read")

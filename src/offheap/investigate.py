@@ -280,22 +280,27 @@ def investigate(pid: int, out_dir: Union[str, os.PathLike], *, signatures: Optio
     if status.is_zombie:
         from .errors import ZombieProcess
         raise ZombieProcess(pid)
-    _prepare_out(out, force)
-
-    cap = out / CAPTURE
-    _mkdir_private(cap)
     captured_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
     notes: list[str] = []
+    # Read /proc before touching the disk: an unreadable target must not leave a
+    # directory that a second run then refuses as "already holds an investigation".
+    captured: dict[str, bytes] = {}
     for name in _PROC_FILES:
         try:
             data = proc.read_proc_file(pid, name)
+            if name == "smaps" and not data.strip():
+                raise proc.missing_memory_error(pid)
         except OffheapError as exc:
             if name in ("status", "smaps"):
                 raise
             notes.append(f"{name} not captured: {exc}")
             continue
-        if name == "environ":
-            data = _filter_environ(data)
+        captured[name] = _filter_environ(data) if name == "environ" else data
+    _prepare_out(out, force)
+
+    cap = out / CAPTURE
+    _mkdir_private(cap)
+    for name, data in captured.items():
         _write_private(cap / name, data)
     snap = proc.load_snapshot(cap)
     is_jvm = _is_jvm(snap)
@@ -332,6 +337,10 @@ def investigate(pid: int, out_dir: Union[str, os.PathLike], *, signatures: Optio
     if chosen:
         dump_process(pid, out / DUMP, ranges=[(r.start, r.end) for r in chosen], method=method,
                      max_bytes=budget, force=force)
+    elif select_regions(regs, 1 << 62):
+        smallest = min(r.rss for r in select_regions(regs, 1 << 62))
+        notes.append(f"nothing dumped: the budget {human(budget)} is below the RSS of the "
+                     f"smallest candidate region ({human(smallest)}); raise --budget")
     else:
         notes.append("nothing to dump: no arena heap, [heap] or anonymous mapping with RSS")
     t_dump = time.monotonic() - t1

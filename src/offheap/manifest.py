@@ -211,7 +211,8 @@ def load_manifest(directory: str | os.PathLike[str]) -> Manifest:
         return Manifest.from_json(d, directory=str(path.parent))
     except (KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, InputError):
-            raise
+            # name the file: "not an offheap dump manifest" alone does not say which
+            raise ParseError(str(exc), source=str(path)) from None
         raise ParseError(f"malformed manifest: {exc!r}", source=str(path)) from None
 
 

@@ -26,14 +26,16 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
-from .errors import InputError, JcmdError, NoSuchProcess, ParseError, ToolMissing, ZombieProcess
+from .errors import AccessDenied, InputError, JcmdError, NoSuchProcess, ParseError, ToolMissing, ZombieProcess
 from .records import (KIB, NmtCategory, NmtComparison, NmtReport, NmtVirtualRegion, Region,
                       RegionClass)
+from .proc import missing_memory_error
 from .regions import unknown_to_nmt
 
 __all__ = ["parse_nmt", "read_nmt", "run_jcmd", "jcmd_argv", "compare", "NOT_ENABLED"]
@@ -454,6 +456,24 @@ def _check_target(pid: int) -> None:
                              "until it runs again (kill -CONT)")
 
 
+def _check_jvm(pid: int) -> None:
+    # jcmd attaches by sending SIGQUIT, which kills a process that is no JVM (and it takes
+    # ~10 s to give up): run it only on a process that maps libjvm.so.
+    try:
+        with open(f"/proc/{pid}/maps", "rb") as f:
+            maps = f.read()
+    except PermissionError:
+        # Another user's process: jcmd could not attach either (it must run as that user).
+        raise AccessDenied(pid, f"cannot read /proc/{pid}/maps; run jcmd as the JVM's own user") from None
+    except OSError:
+        raise missing_memory_error(pid) from None
+    if not maps.strip():
+        raise missing_memory_error(pid)
+    if b"/libjvm.so" not in maps:
+        raise JcmdError(pid, f"process {pid} is not a HotSpot JVM (no libjvm.so mapped): "
+                             "NMT needs a JVM; for native memory use `offheap regions`")
+
+
 def run_jcmd(pid: int, mode: str = "summary", timeout: float = 30.0, jcmd: Optional[str] = None,
              scale: str = "KB") -> NmtReport:
     """Ask a live JVM for its NMT report through ``jcmd``, with a timeout (see ``jcmd_text``)."""
@@ -474,6 +494,9 @@ def jcmd_text(pid: int, mode: str = "summary", timeout: float = 30.0, jcmd: Opti
     """
     tool = jcmd or os.environ.get("OFFHEAP_JCMD") or "jcmd"
     _check_target(pid)
+    if shutil.which(tool) is None:
+        raise ToolMissing(f"{tool} not found: install a JDK (jcmd) or give a saved NMT file")
+    _check_jvm(pid)
     argv = jcmd_argv(pid, mode, scale, tool)
     try:
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

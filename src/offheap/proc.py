@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, TypeVar, Union
 
-from .errors import AccessDenied, InputError, NoSuchProcess, ParseError, ZombieProcess
+from .errors import AccessDenied, InputError, KernelThread, NoSuchProcess, ParseError, ZombieProcess
 from .records import KIB, MallocSettings, Mapping, ProcessStatus, SmapsRollup
 
 __all__ = [
@@ -264,15 +264,41 @@ def _proc_path(pid: int, name: str) -> str:
     return f"{PROC}/{pid}/{name}"
 
 
-def _is_zombie(pid: int) -> bool:
+def _stat_fields(pid: int) -> list[bytes]:
+    """/proc/PID/stat after the comm field (state, ppid, …, flags at [6]); [] if gone."""
     try:
         with open(_proc_path(pid, "stat"), "rb") as f:
             data = f.read()
     except OSError:
-        return False
+        return []
     # "pid (comm) S ...": comm may hold spaces and parens, so split at the last ')'.
-    rest = data.rpartition(b")")[2].split()
+    return data.rpartition(b")")[2].split()
+
+
+def _is_zombie(pid: int) -> bool:
+    rest = _stat_fields(pid)
     return bool(rest) and rest[0] in (b"Z", b"X")
+
+
+_PF_KTHREAD = 0x00200000   # include/linux/sched.h: the task is a kernel thread (no mm)
+
+
+def _is_kernel_thread(pid: int) -> bool:
+    rest = _stat_fields(pid)
+    return len(rest) > 6 and rest[6].isdigit() and bool(int(rest[6]) & _PF_KTHREAD)
+
+
+def missing_memory_error(pid: int) -> NoSuchProcess | KernelThread:
+    """Why process ``pid`` has no memory to read: a zombie, a kernel thread, or gone.
+
+    Kernel threads and zombies have no mm: their maps/smaps read empty and their
+    mem/smaps_rollup fail with ESRCH although /proc/PID exists.
+    """
+    if _is_zombie(pid):
+        return ZombieProcess(pid)
+    if _is_kernel_thread(pid):
+        return KernelThread(pid)
+    return NoSuchProcess(pid)
 
 
 def read_proc_file(pid: int, name: str) -> bytes:
@@ -291,12 +317,12 @@ def read_proc_file(pid: int, name: str) -> bytes:
                 chunks.append(chunk)
             return b"".join(chunks)
     except (FileNotFoundError, ProcessLookupError):
-        raise NoSuchProcess(pid) from None
+        raise missing_memory_error(pid) from None
     except PermissionError:
         raise AccessDenied(pid, f"cannot read {path}") from None
     except OSError as exc:
         if exc.errno == errno.ESRCH:
-            raise NoSuchProcess(pid) from None
+            raise missing_memory_error(pid) from None
         if exc.errno in (errno.EACCES, errno.EPERM):
             raise AccessDenied(pid, f"cannot read {path}") from None
         raise
@@ -305,8 +331,10 @@ def read_proc_file(pid: int, name: str) -> bytes:
 def _read_mm_file(pid: int, name: str) -> bytes:
     data = read_proc_file(pid, name)
     # A zombie (and a kernel thread) has no mm: the file reads empty. Say which.
-    if not data.strip() and _is_zombie(pid):
-        raise ZombieProcess(pid)
+    if not data.strip():
+        exc = missing_memory_error(pid)
+        if type(exc) is not NoSuchProcess:
+            raise exc
     return data
 
 
@@ -452,6 +480,10 @@ def _snapshot_files(target: Path) -> ProcessSnapshot:
         raise InputError(f"{target}: no maps or smaps capture found")
     data = {kind: p.read_bytes() for kind, p in files.items()}
     src = {kind: str(p) for kind, p in files.items()}
+    kind = "smaps" if "smaps" in data else "maps"
+    if not data[kind].strip():
+        # Every process maps something: an empty capture is a failed copy, not a process.
+        raise ParseError("empty capture: no mappings", src[kind])
     if "smaps" in data:
         mappings, has_smaps = parse_smaps(data["smaps"], src["smaps"]), True
     else:
@@ -503,7 +535,7 @@ class MemReader:
         try:
             self._fd: Optional[int] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except (FileNotFoundError, ProcessLookupError):
-            raise NoSuchProcess(pid) from None
+            raise missing_memory_error(pid) from None
         except PermissionError:
             raise AccessDenied(pid, f"cannot open {path}") from None
 

@@ -50,12 +50,18 @@ class Window:
     final: bool
 
 
+MAX_MIN_LEN = (1 << 31) - 1
+
+
 def check_options(min_len: int, encoding: str) -> int:
     """Validate options; return the unit size in bytes."""
     if isinstance(min_len, bool) or not isinstance(min_len, (int, np.integer)):
         raise InputError(f"minimum string length must be an integer, not {min_len!r}")
     if min_len < 1:
         raise InputError(f"invalid minimum string length {min_len}: it must be at least 1")
+    if min_len > MAX_MIN_LEN:
+        # The kernels count in a C int (and GNU strings would wrap it).
+        raise InputError(f"invalid minimum string length {min_len}: it must be at most {MAX_MIN_LEN}")
     if encoding not in ENCODINGS:
         raise InputError(f"unknown encoding {encoding!r}: use one of s, S, b, l, B, L")
     return ENCODINGS[encoding][0]
@@ -98,16 +104,22 @@ def _file_windows(fd: int, size: int, window: int) -> Iterator[Window]:
         end = min(size, start + window)
         length = min(size - start, window + LOOKAHEAD)
         mm = mmap.mmap(fd, length, prot=mmap.PROT_READ, offset=start)
+        if hasattr(mm, "madvise"):
+            mm.madvise(mmap.MADV_SEQUENTIAL)
+        mv = memoryview(mm)
         try:
-            if hasattr(mm, "madvise"):
-                mm.madvise(mmap.MADV_SEQUENTIAL)
-            mv = memoryview(mm)
-            try:
-                yield Window(mv, start, 0, end - start, end >= size)
-            finally:
-                mv.release()
-        finally:
-            mm.close()
+            yield Window(mv, start, 0, end - start, end >= size)
+        except BaseException:
+            # Ctrl-C or an early close() while the caller still holds views of this window:
+            # release()/close() would raise BufferError over the real exception; GC unmaps.
+            for close in (mv.release, mm.close):
+                try:
+                    close()
+                except BufferError:
+                    pass
+            raise
+        mv.release()
+        mm.close()
         start = end
 
 

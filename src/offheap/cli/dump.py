@@ -19,7 +19,10 @@ def parse_size(text: str) -> int:
     m = _SIZE.match(text)
     if not m:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (use e.g. 1048576, 512K, 64M, 2G)")
-    return int(m.group(1)) * _UNITS[m.group(2).lower()]
+    size = int(m.group(1)) * _UNITS[m.group(2).lower()]
+    if size == 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: a size must be more than 0 bytes")
+    return size
 
 
 def parse_range(text: str) -> tuple[int, int]:

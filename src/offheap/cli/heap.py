@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..heap import STATE_NAMES, walk_heap
 from ..main_arena import walk_args
+from ..bulk import DumpSpec, check_spec
 from ..manifest import MANIFEST_NAME, load_manifest
 from . import Command, CommandError
 from ..report.text import human
@@ -117,7 +118,10 @@ class HeapCommand(Command):
             if not have_manifest:
                 raise CommandError(f"{dump}: a directory without {MANIFEST_NAME}: name one heap dump")
             m = load_manifest(manifest_dir)
-            heaps = [(str(manifest_dir / r.file), r.start, _KINDS[r.cls]) for r in m.dumped() if r.cls in _KINDS]
+            entries = [r for r in m.dumped() if r.cls in _KINDS]
+            for r in entries:   # a dump cut short in a copy would walk as an "empty" heap
+                check_spec(DumpSpec(str(manifest_dir / r.file), expected_size=r.stored_size))
+            heaps = [(str(manifest_dir / r.file), r.start, _KINDS[r.cls]) for r in entries]
             if not heaps:
                 raise CommandError(f"{dump}: the manifest lists no glibc heap (arena or [heap])")
             return heaps
@@ -128,6 +132,7 @@ class HeapCommand(Command):
             if entry is None and args.manifest:
                 raise CommandError(f"{args.manifest}: lists no dump file named {dump.name}")
             if entry is not None:
+                check_spec(DumpSpec(str(dump), expected_size=entry.stored_size))
                 base = entry.start if base is None else base
                 if kind == "auto" and entry.cls in _KINDS:
                     kind = _KINDS[entry.cls]

@@ -11,7 +11,7 @@ from ..bulk import scan_many
 from ..report.scan import bulk_csv, render_bulk
 from ..signatures import load_for_cli
 from . import Command, CommandError
-from .output import write_output
+from .output import check_output, write_output
 
 
 class ScanCommand(Command):
@@ -31,6 +31,9 @@ class ScanCommand(Command):
 
     def run(self, args: argparse.Namespace) -> int:
         sigs = load_for_cli(args.signatures)
+        for out in (args.json, args.csv):
+            if out:
+                check_output(out, args.force)
         if args.workers is not None and args.workers < 1:
             raise CommandError(f"--workers must be at least 1, not {args.workers}")
         result = scan_many(args.paths, sigs, workers=args.workers, min_len=args.min_len,

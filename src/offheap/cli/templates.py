@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 
 from ..attribute import DEFAULT_MIN_LEN
-from ..bulk import expand_paths
+from ..bulk import check_spec, expand_paths
 from ..report.scan import render_templates
 from ..templates import discover_templates, signatures_from_templates, signatures_toml
 from . import Command
-from .output import write_output
+from .output import check_output, write_output
 
 
 class TemplatesCommand(Command):
@@ -27,7 +27,11 @@ class TemplatesCommand(Command):
         p.add_argument("--force", action="store_true", help="overwrite an existing signatures file")
 
     def run(self, args: argparse.Namespace) -> int:
+        if args.write_signatures:
+            check_output(args.write_signatures, args.force)
         specs = expand_paths(args.paths)
+        for spec in specs:
+            check_spec(spec)
         templates = discover_templates([s.path for s in specs], min_len=args.min_len, top=args.top)
         print(render_templates(templates))
         if args.write_signatures:
