@@ -129,3 +129,15 @@ def test_reader_leaving_is_not_an_error(sample):
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+@pytest.mark.parametrize("n", ["0x10", "010", " 9", "+8"])
+def test_min_len_is_read_like_strtoul(sample, n):
+    got = run_cli("strings", "-n", n, str(sample[1]))
+    assert got.returncode == 0, got.stderr
+    assert got.stdout == _gnu(["-n", n], [sample[1]])
+
+
+def test_min_len_garbage_is_refused(sample):
+    got = run_cli("strings", "-n", "9x", str(sample[1]))
+    assert got.returncode != 0 and b"invalid integer argument 9x" in got.stderr

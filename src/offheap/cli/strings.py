@@ -155,6 +155,23 @@ def _in_background(chunks: Iterator[list[bytes]], depth: int = 2) -> Iterator[li
 
 
 
+def _c_integer(text: str) -> int:
+    """-n as GNU strings reads it (strtoul, base 0): 0x10 is 16, 010 is 8, ' 9' is 9."""
+    t = text.lstrip()
+    sign = -1 if t.startswith("-") else 1
+    t = t[1:] if t[:1] in "+-" else t
+    try:
+        if t[:2].lower() == "0x":
+            value = int(t[2:], 16)
+        elif len(t) > 1 and t.startswith("0"):
+            value = int(t[1:], 8)
+        else:
+            value = int(t, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid integer argument {text}") from None
+    return sign * value
+
+
 class StringsCommand(Command):
     name = "strings"
     help = "print printable strings, byte-identical to GNU strings -a"
@@ -166,7 +183,7 @@ class StringsCommand(Command):
     def add_arguments(self, p: argparse.ArgumentParser) -> None:
         p.add_argument("files", nargs="*", metavar="FILE", help="files to scan; - or none for stdin")
         p.add_argument("-a", "--all", action="store_true", help="scan whole files (always on)")
-        p.add_argument("-n", "--bytes", dest="min_len", type=int, default=4, metavar="N",
+        p.add_argument("-n", "--bytes", dest="min_len", type=_c_integer, default=4, metavar="N",
                        help="minimum string length (default 4)")
         p.add_argument("-t", "--radix", choices=["o", "d", "x"], help="print offsets in base 8, 10 or 16")
         p.add_argument("-o", dest="radix", action="store_const", const="o", help="alias for -t o")
