@@ -47,6 +47,8 @@ from typing import Callable, Iterator, Optional, Sequence, Union
 from .errors import AccessDenied, DumpError, NoSuchProcess, OffheapError, ToolMissing, ZombieProcess
 from .manifest import (COMPLETE, MANIFEST_NAME, PARTIAL, SKIPPED, Manifest, RegionEntry, SkippedRange,
                        save_manifest)
+from . import proc, regions
+from .proc import MemReader  # noqa: F401  (one reader of /proc/PID/mem; part of this module's API)
 from .records import Mapping
 
 METHODS = ("mem", "vm", "gdb")
@@ -138,20 +140,6 @@ class _Reader:
 
     def close(self) -> None:
         pass
-
-
-class MemReader(_Reader):
-    """/proc/PID/mem, opened read-only. Needs PTRACE_MODE_ATTACH (root or same user + ptrace_scope)."""
-
-    def __init__(self, pid: int):
-        with process_errors(pid, "open memory"):
-            self.fd = os.open(f"/proc/{pid}/mem", os.O_RDONLY | os.O_CLOEXEC)
-
-    def readinto(self, addr: int, buf: memoryview) -> int:
-        return os.preadv(self.fd, [buf], addr)
-
-    def close(self) -> None:
-        os.close(self.fd)
 
 
 class _Iovec(ctypes.Structure):
@@ -295,27 +283,21 @@ class _Planned:
 
 
 def _load_mappings(pid: int) -> list[Mapping]:
-    from . import proc
     with process_errors(pid, "read smaps"):
         return proc.read_smaps(pid)
 
 
 def _classify(mappings: list[Mapping], reader: Optional[_Reader]) -> dict[int, str]:
-    """start -> class name, from regions.classify when that module is present."""
-    try:
-        from . import regions
-    except ImportError:
-        return {}
-    read = None
-    if reader is not None:
-        def read(addr: int, size: int) -> Optional[bytes]:
-            buf = bytearray(size)
-            try:
-                n = reader.readinto(addr, memoryview(buf))
-            except OSError:
-                return None
-            return bytes(buf) if n == size else None
-    classified = regions.classify(mappings, reader=read)
+    """start -> class name, from regions.classify (heap_info probes through ``reader``)."""
+    def probe(addr: int, size: int) -> Optional[bytes]:
+        buf = bytearray(size)
+        try:
+            n = reader.readinto(addr, memoryview(buf))
+        except OSError:
+            return None
+        return bytes(buf) if n == size else None
+
+    classified = regions.classify(mappings, reader=probe if reader is not None else None)
     return {r.start: str(r.cls) for r in classified}
 
 
@@ -689,7 +671,6 @@ def dump_process(pid: int, out_dir: Union[str, os.PathLike[str]], ranges: Ranges
     if stat[0] in ("Z", "X"):
         raise ZombieProcess(pid)
     start_ticks = stat[1]
-    from . import proc
     cmdline = proc.read_cmdline(pid)
     mappings = _load_mappings(pid)
     if not mappings and _is_zombie(pid):

@@ -523,10 +523,11 @@ def load_snapshot(target: Union[int, str, os.PathLike]) -> ProcessSnapshot:
 class MemReader:
     """``reader(addr, n) -> bytes | None`` over /proc/PID/mem, read-only, by ``os.pread``.
 
-    For small probes such as heap_info headers (``regions.classify``); dumping
-    large ranges is ``dump.py``'s job. Returns None where the kernel refuses
+    Called as a function it serves small probes such as heap_info headers
+    (``regions.classify``), returning None where the kernel refuses
     (EIO on unmapped addresses); addresses ≥ 2**63 (vsyscall) overflow pread's
-    offset and are skipped. Opening raises AccessDenied / NoSuchProcess.
+    offset and are skipped. ``readinto`` serves ``dump.py``'s large reads. Opening
+    raises AccessDenied / NoSuchProcess.
     """
 
     def __init__(self, pid: int):
@@ -547,6 +548,13 @@ class MemReader:
         except OSError:
             return None
         return data if len(data) == n else None
+
+    def readinto(self, addr: int, buf: memoryview) -> int:
+        """Read into ``buf`` (for dumping large ranges); returns the bytes read. Raises
+        OSError: EIO means the address cannot be read."""
+        if self._fd is None:
+            raise ValueError("MemReader is closed")
+        return os.preadv(self._fd, [buf], addr)
 
     def close(self) -> None:
         if self._fd is not None:
