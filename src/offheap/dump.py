@@ -734,6 +734,38 @@ def dump_process(pid: int, out_dir: Union[str, os.PathLike[str]], ranges: Ranges
             pagemap.close()
 
 
+def _runs_to_read(pagemap: Pagemap, st: _RegionState, budget: _Budget, page: int, pid: int,
+                  start_ticks: Optional[int], record_exit: bool) -> Iterator[tuple[int, int]]:
+    """The (start, end) runs of a region to read: present pages, within the byte budget.
+
+    Untouched pages stay holes; swapped pages are recorded as skipped, never read (that
+    would swap them back in); past the budget the rest is skipped as "max-bytes". When
+    the process is gone, ``st.exited`` is set (and, with ``record_exit``, the rest of
+    the region recorded as "process-exited"). Reads may also set ``st.exited``.
+    """
+    p = st.p
+    for run in pagemap.runs(p.start, p.end):
+        if st.exited:
+            return
+        if run.state == "gone" and not _alive(pid, start_ticks):
+            st.exited = True
+            if record_exit:
+                st.skip(run.start, p.end, "process-exited")
+            return
+        if run.state == "swapped":
+            st.swapped += run.end - run.start
+            st.skip(run.start, run.end, "swapped")
+            continue
+        if run.state == "absent":
+            continue
+        take = budget.take(run.end - run.start, page)
+        if take:
+            yield run.start, run.start + take
+        if take < run.end - run.start:
+            st.skip(run.start + take, p.end, "max-bytes")
+            return
+
+
 def _dump_direct(pid: int, out: Path, plan: list[_Planned], reader: _Reader, pagemap: Pagemap,
                  page: int, max_bytes: Optional[int], force: bool, start_ticks: Optional[int],
                  progress: Optional[Progress], checksum: bool,
@@ -752,25 +784,9 @@ def _dump_direct(pid: int, out: Path, plan: list[_Planned], reader: _Reader, pag
             fd = _open_output(out / name, force)
             sink = _Output(fd, p.start, checksum, buffers)
             try:
-                for run in pagemap.runs(p.start, p.end):
-                    if st.exited:
-                        break
-                    if run.state == "gone" and not _alive(pid, start_ticks):
-                        st.exited = True
-                        st.skip(run.start, p.end, "process-exited")
-                        break
-                    if run.state == "swapped":
-                        st.swapped += run.end - run.start
-                        st.skip(run.start, run.end, "swapped")
-                        continue
-                    if run.state == "absent":
-                        continue
-                    take = budget.take(run.end - run.start, page)
-                    if take:
-                        _read_run(reader, sink, st, run.start, run.start + take, page, pid, start_ticks)
-                    if take < run.end - run.start:
-                        st.skip(run.start + take, p.end, "max-bytes")
-                        break
+                for start, end in _runs_to_read(pagemap, st, budget, page, pid, start_ticks,
+                                                record_exit=True):
+                    _read_run(reader, sink, st, start, end, page, pid, start_ticks)
                 # Holes past the last present page: the file still spans the whole region.
                 sha = sink.finish(p.end - p.start)
             finally:
@@ -845,22 +861,9 @@ def _dump_gdb(pid: int, out: Path, plan: list[_Planned], pagemap: Pagemap, page:
         if p.skip_reason is not None or budget.left == 0 or exited:
             st.skip(p.start, p.end, p.skip_reason or ("process-exited" if exited else "max-bytes"))
             continue
-        for run in pagemap.runs(p.start, p.end):
-            if run.state == "gone" and not _alive(pid, start_ticks):
-                exited = True
-                break
-            if run.state == "swapped":
-                st.swapped += run.end - run.start
-                st.skip(run.start, run.end, "swapped")
-                continue
-            if run.state == "absent":
-                continue
-            take = budget.take(run.end - run.start, page)
-            if take:
-                pieces.append((i, run.start, run.start + take, f"p{len(pieces):06d}.bin"))
-            if take < run.end - run.start:
-                st.skip(run.start + take, p.end, "max-bytes")
-                break
+        for start, end in _runs_to_read(pagemap, st, budget, page, pid, start_ticks, record_exit=False):
+            pieces.append((i, start, end, f"p{len(pieces):06d}.bin"))
+        exited = st.exited
 
     if exited:
         # Gone before gdb could attach: nothing of it can be read any more.
