@@ -3,7 +3,8 @@
     python benchmarks/bench_scan.py [--cache DIR] [--dumps 48] [--repeat 3]
 
 - ``offheap.attribute`` on the hot 64 MiB arena-like dump with the dump's five payload
-  types as user signatures, alone and on top of the built-in recognisers; beside it
+  types as user signatures, alone and on top of the built-in recognisers, and with
+  the built-in recognisers alone (what ``offheap scan`` uses by default); beside it
   the plain ``offheap.strings`` scan and the matching kernel alone, as baselines;
   then each kernel of the full scan alone on the dump in memory (where the time goes).
 - ``offheap.scan_many`` over ``--dumps`` 64 MiB dumps (distinct seeds, hot in the page
@@ -55,14 +56,19 @@ def print_kernels(path: Path, sig_sets: tuple, repeat: int) -> None:
     hashes = k.template_hashes(data, 0, offs, lens)
     text = int(lens.sum())
 
-    def strings_once():
+    def strings_once(zeros=None):
         state[:] = 0
-        return k.find_strings(data, 0, n, True, 8, "s", False, 0, state)
-    rows = [("find_strings -n 8", n, lambda: strings_once())]
+        return k.find_strings(data, 0, n, True, 8, "s", False, 0, state, zeros)
+    rows = [("find_strings -n 8", n, lambda: strings_once()),
+            ("find_strings -n 8, counting zero bytes (as attribute)", n,
+             lambda: strings_once(np.zeros(1, np.uint64)))]
     for sigs in sig_sets:
         ps = sigs.pattern_set()
         args = ps.tables.kernel_args()
-        rows.append((f"ac_scan, {len(ps.patterns)} patterns", n,
+        # one automaton skipping to candidates when rare bytes start every pattern
+        plan = "root skip" if getattr(k, "_ac_skip_plan", lambda *a: None)(
+            ps.tables.trans, ps.tables.classes, ps.tables.ncls) else "4 lanes"
+        rows.append((f"ac_scan, {len(ps.patterns)} patterns ({plan})", n,
                      lambda args=args: k.ac_scan(data, 0, n, *args, 0, 0)))
     rows += [
         ("count_zero_bytes", n, lambda: k.count_zero_bytes(data, 0, n)),
@@ -102,6 +108,10 @@ def main(argv: list[str] | None = None) -> int:
         t_full, a = best_of(args.repeat, lambda: attribute(one, sigs))
         rows.append((f"full scan, {label}", t_full))
         assert sum(a.class_bytes.values()) == size
+    # what `offheap scan DUMP` does with no signature file
+    t_full, a = best_of(args.repeat, lambda: attribute(one))
+    rows.append(("full scan, built-ins only (the default)", t_full))
+    assert sum(a.class_bytes.values()) == size
     print(f"\nhot {size / MiB:.0f} MiB dump, one core, best of {args.repeat}")
     for label, t in rows:
         print(f"  {label:<52} {t:7.3f} s  {size / t / 1e9:6.2f} GB/s  {t / t_strings:5.1f}x strings")

@@ -111,3 +111,102 @@ def test_keep_strings_gives_every_string_with_its_class():
         want.append((m.start(), len(m.group()), kind))
     assert got == want
     assert attribute(data, SIGS, min_len=8).string_offsets is None
+
+
+# Only '"' starts these patterns: the matching kernel skips to the candidate positions.
+QUOTED = Signatures((
+    PayloadType("unread", ['"unread_count"', '"uid":']),
+    PayloadType("presence", ['"presence"']),
+))
+
+
+@pytest.mark.parametrize("sigs", [SIGS, QUOTED], ids=["lanes", "root-skip"])
+@given(pieces=st.lists(st.sampled_from(PIECES) | st.binary(max_size=12), min_size=1, max_size=40),
+       min_len=st.integers(1, 12), window=st.integers(64, 200))
+def test_pattern_counts_cover_every_match_once_across_windows(sigs, pieces, min_len, window):
+    # every occurrence in the dump counts once, inside a string or not, including the
+    # matches carried with a string still open at a window edge
+    data = b"".join(pieces) or b"\x00"
+    a = attribute(data, sigs, min_len=min_len, window=window)
+    assert a.class_bytes == _naive(data, sigs, min_len)
+    for r in a.types:
+        t = next(t for t in sigs.types if t.name == r.name)
+        assert r.pattern_matches == {
+            p.decode("latin-1"): len(re.findall(b"(?=" + re.escape(p) + b")", data)) for p in t.patterns}
+
+
+@pytest.mark.single_impl
+def test_string_types_counts_patterns_from_count_from_like_the_twin():
+    from offheap import _scan, _scan_py
+
+    args = (np.array([0, 20], np.uint64), np.array([10, 10], np.uint64),
+            np.array([1, 2, 21, 40], np.uint64), np.array([0, 1, 1, 2], np.int32),
+            np.array([2, 3, 1], np.int64), np.array([0, 1, 1], np.int64), np.array([0, 0], np.int64))
+    got = []
+    for mod in (_scan, _scan_py):
+        counts = np.zeros(3, np.int64)
+        cls, per_type = mod.string_types(*args, counts, 1)
+        got.append((cls.tolist(), per_type.tolist(), counts.tolist()))
+        with pytest.raises(ValueError):
+            mod.string_types(*args, np.zeros(2, np.int64), 0)
+        with pytest.raises(ValueError):
+            mod.string_types(*args, counts, 5)
+    # string 0 holds one match of each type (a tie: the lower type), string 1 one of
+    # type 1; the match carried in (index 0) is not counted again
+    assert got[0] == got[1] == ([0, 1], [1, 2], [0, 2, 1])
+
+
+@given(st.binary(max_size=300), st.sampled_from("sSlbLB"),
+       st.lists(st.integers(0, 300), max_size=4))
+def test_find_strings_counts_zero_bytes_of_each_range(data, encoding, cuts):
+    # the zero class comes from the string kernel's pass (partial 64-byte blocks,
+    # ranges cut anywhere, every encoding), equal to counting 0x00 bytes directly
+    from offheap import _impl
+
+    k = _impl.kernels()
+    edges = sorted({0, len(data), *(c % (len(data) + 1) for c in cuts)})
+    state = np.zeros(4, np.uint64)
+    for begin, end in zip(edges, edges[1:]):
+        zeros = np.array([7], np.uint64)
+        k.find_strings(data, begin, end, end == len(data), 4, encoding, False, 0, state, zeros)
+        assert int(zeros[0]) == 7 + data.count(0, begin, end) == 7 + k.count_zero_bytes(data, begin, end)
+    with pytest.raises(ValueError):
+        k.find_strings(data, 0, len(data), True, 4, encoding, False, 0, np.zeros(4, np.uint64),
+                       np.zeros(2, np.uint64))
+
+
+@pytest.mark.single_impl
+def test_template_hash_memo_gives_the_twins_hashes_with_and_without_copies():
+    # The kernel answers strings equal to a recent one from a memo, and leaves the
+    # memo off while it finds no copies: blocks of copies, of unique strings, of
+    # strings equal but for a digit or their length, and empty ones, past the
+    # 1024-string checks and the 16384-string pause.
+    from offheap import _scan, _scan_py
+
+    def letters(i):  # distinct words of one length: distinct templates
+        return bytes(97 + (i // 26 ** k) % 26 for k in range(5))
+
+    rows = []
+    for i in range(60_000):
+        block = (i // 6000) % 4
+        if block == 0:
+            rows.append(b'{"event":"unread_count","uid":%d}' % (i % 7))      # copies
+        elif block == 1:
+            rows.append(b'{"event":"presence","user":"u%d","text":"hi %d"}' % (i, i * 7))
+        elif block == 2:
+            rows.append([b"", b"x", b'"a b"', b'"a b" ', b"Q" * (i % 40)][i % 5])
+        else:  # copies keep the memo on while 3000 same-length strings share its slots
+            rows.append(b'{"k":"%s"}' % letters(i) if i % 2 else b'{"typing":true}')
+    data = bytearray()
+    offs, lens = [], []
+    for r in rows:
+        offs.append(len(data) + 100)
+        lens.append(len(r))
+        data += r + b"\x00"
+    o, n = np.array(offs, np.uint64), np.array(lens, np.uint64)
+    got = _scan.template_hashes(bytes(data), 100, o, n)
+    assert got.tolist() == _scan_py.template_hashes(bytes(data), 100, o, n).tolist()
+    # and each string alone (no memo state) hashes the same
+    pick = np.arange(0, len(rows), 997)
+    alone = [_scan.template_hashes(rows[i], offs[i], o[i:i + 1], n[i:i + 1])[0] for i in pick]
+    assert got[pick].tolist() == [int(h) for h in alone]

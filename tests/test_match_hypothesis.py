@@ -125,3 +125,60 @@ def _edit(buf: bytearray, edits) -> bytearray:
 def test_long_inputs_across_blocks_and_lanes(patterns, data, cuts):
     got = scan_in_windows(patterns, data, cuts)
     assert got == naive(patterns, data)
+
+
+# Pattern sets that few bytes start (here '"' and '{', as JSON signatures do) run as one
+# automaton that skips to candidate positions (a start byte followed by a possible
+# second byte) instead of four lanes. Dense quotes, prefixes shared with the data,
+# 1-byte patterns and runs across the kernel's 64-byte masks and 16 KiB blocks.
+SKIP_ALPHABET = b'"{ab'
+
+
+def _skip_patterns(min_tail):
+    return st.lists(
+        st.tuples(st.sampled_from([b'"', b"{"]),
+                  st.lists(st.sampled_from(list(SKIP_ALPHABET)), min_size=min_tail, max_size=4).map(bytes)).map(
+            lambda t: t[0] + t[1]),
+        min_size=1, max_size=6)
+
+
+# any lengths (1-byte patterns: no pair test), and 3+ bytes (dense real pairs)
+skip_patterns_st = _skip_patterns(0) | _skip_patterns(2)
+skip_data_st = st.tuples(
+    st.lists(st.sampled_from(list(SKIP_ALPHABET + b"xy\x00")), min_size=1, max_size=200).map(bytes),
+    st.integers(1, 200),
+    st.lists(st.tuples(st.integers(0, 40_000), st.sampled_from(list(SKIP_ALPHABET))), max_size=20)).map(
+    lambda t: bytes(_edit(bytearray(t[0] * t[1]), t[2])))
+
+
+@pytest.mark.single_impl
+def test_skip_plan_is_used_for_rare_start_bytes():
+    from offheap import _scan
+
+    t = build_tables([b'"unread_count"', b'"presence"'])
+    first, second, d1max = _scan._ac_skip_plan(t.trans, t.classes, t.ncls)
+    assert first == [ord('"')] and second == sorted(b"pu") and d1max == t.ncls
+    t = build_tables([b'"', b'"ab'])          # a 1-byte pattern: no pair test, no resume
+    assert _scan._ac_skip_plan(t.trans, t.classes, t.ncls) == ([ord('"')], None, 0)
+    t = build_tables([b"unread", b'"x'])      # a letter starts a pattern: four lanes
+    assert _scan._ac_skip_plan(t.trans, t.classes, t.ncls) is None
+
+
+@given(skip_patterns_st, skip_data_st, st.lists(st.integers(min_value=0, max_value=40_000), max_size=4))
+def test_root_skip_equals_naive_across_windows(patterns, data, cuts):
+    assert scan_in_windows(patterns, data, cuts) == naive(patterns, data)
+
+
+@pytest.mark.single_impl
+@given(skip_patterns_st, skip_data_st, st.integers(min_value=0, max_value=40_000))
+def test_root_skip_equals_twin_exactly(patterns, data, cut):
+    from offheap import _scan, _scan_py
+
+    t = build_tables(patterns)
+    cut = min(cut, len(data))
+    results = []
+    for mod in (_scan, _scan_py):
+        o1, i1, s1 = mod.ac_scan(data, 0, cut, *t.kernel_args(), 0, 5)
+        o2, i2, s2 = mod.ac_scan(data, cut, len(data), *t.kernel_args(), s1, 5)
+        results.append((o1.tolist(), i1.tolist(), s1, o2.tolist(), i2.tolist(), s2))
+    assert results[0] == results[1]

@@ -15,12 +15,18 @@ from libc.stdlib cimport calloc, free
 def string_types(const uint64_t[::1] str_off, const uint64_t[::1] str_len,
                  const uint64_t[::1] m_off, const int32_t[::1] m_pid,
                  const int64_t[::1] pat_len, const int64_t[::1] pat_type,
-                 const int64_t[::1] priority):
+                 const int64_t[::1] priority, int64_t[::1] pat_counts=None,
+                 Py_ssize_t count_from=0):
     """Type of each string (-1: no match inside it) and matches inside strings per type.
 
     A match counts for a string when it lies wholly inside it. A string takes the type
     with the highest ``priority`` among its matches, then the one with most matches in
     it, then the lowest type index. Matches must be in end-position order.
+
+    With ``pat_counts`` (int64, one per pattern), the matches ``count_from`` onwards
+    (the ones not carried over from an earlier window) are also counted per pattern,
+    inside strings or not: the pass that checks the ids does it, where a separate
+    ``np.bincount`` would read millions of ids again.
     """
     cdef Py_ssize_t ns = str_off.shape[0], nm = m_off.shape[0], ntypes = priority.shape[0]
     cdef Py_ssize_t npat = pat_len.shape[0]
@@ -30,9 +36,34 @@ def string_types(const uint64_t[::1] str_off, const uint64_t[::1] str_len,
     for i in range(npat):
         if not 0 <= pat_type[i] < ntypes:
             raise ValueError("pattern type out of range")
-    for i in range(nm):
-        if not 0 <= m_pid[i] < npat:
-            raise ValueError("pattern id out of range")
+    if pat_counts is not None and pat_counts.shape[0] != npat:
+        raise ValueError("pat_counts must hold one count per pattern")
+    if not 0 <= count_from <= nm:
+        raise ValueError("count_from must be within the matches")
+    cdef bint bad = False
+    cdef int32_t pid
+    cdef int64_t *hist = NULL
+    cdef Py_ssize_t k
+    if pat_counts is not None:
+        # four interleaved histograms: runs of one id (common: '":' after '":') do
+        # not wait on the increment of the same counter
+        hist = <int64_t *>calloc(4 * max(npat, 1), sizeof(int64_t))
+        if hist == NULL:
+            raise MemoryError()
+    with nogil:
+        for i in range(nm):
+            pid = m_pid[i]
+            if pid < 0 or pid >= npat:
+                bad = True
+                break
+            if hist != NULL and i >= count_from:
+                hist[(i & 3) * npat + pid] += 1
+        if hist != NULL and not bad:
+            for k in range(npat):
+                pat_counts[k] += hist[k] + hist[npat + k] + hist[2 * npat + k] + hist[3 * npat + k]
+    free(hist)
+    if bad:
+        raise ValueError("pattern id out of range")
     cls = np.full(ns, -1, dtype=np.int64)
     per_type = np.zeros(max(ntypes, 1), dtype=np.int64)
     cdef int64_t[::1] c = cls

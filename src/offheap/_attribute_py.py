@@ -7,7 +7,8 @@ import numpy as np
 __all__ = ["string_types"]
 
 
-def string_types(str_off, str_len, m_off, m_pid, pat_len, pat_type, priority):
+def string_types(str_off, str_len, m_off, m_pid, pat_len, pat_type, priority, pat_counts=None,
+                 count_from=0):
     """See ``offheap._scan.string_types``."""
     str_off, str_len = np.asarray(str_off, np.uint64), np.asarray(str_len, np.uint64)
     m_off, m_pid = np.asarray(m_off, np.uint64), np.asarray(m_pid, np.int64)
@@ -17,8 +18,14 @@ def string_types(str_off, str_len, m_off, m_pid, pat_len, pat_type, priority):
         raise ValueError("array lengths differ")
     if len(pat_type) and (pat_type.min() < 0 or pat_type.max() >= len(priority)):
         raise ValueError("pattern type out of range")
+    if pat_counts is not None and len(pat_counts) != len(pat_len):
+        raise ValueError("pat_counts must hold one count per pattern")
+    if not 0 <= count_from <= len(m_pid):
+        raise ValueError("count_from must be within the matches")
     if len(m_pid) and (m_pid.min() < 0 or m_pid.max() >= len(pat_len)):
         raise ValueError("pattern id out of range")
+    if pat_counts is not None:
+        pat_counts += np.bincount(m_pid[count_from:], minlength=len(pat_len)).astype(pat_counts.dtype)
     ntypes = len(priority)
     cls = np.full(len(str_off), -1, dtype=np.int64)
     per_type = np.zeros(max(ntypes, 1), dtype=np.int64)

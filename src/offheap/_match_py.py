@@ -2,9 +2,10 @@
 
 It walks the same dense DFA as one automaton, one byte at a time, where the compiled
 kernel cuts the range into interleaved "lanes" that each warm up on the bytes before
-their part; the test suite checking the two against each other (same matches, same
-order, same carried state) thus also checks the lanes' warm-up and merge. See
-``_match.pxi`` for the table layout.
+their part, or (for patterns that only a few rare bytes start) jumps over the
+positions where no match can start; the test suite checking the two against each
+other (same matches, same order, same carried state) thus also checks the lanes'
+warm-up and merge and the skip's resumption. See ``_match.pxi`` for the table layout.
 """
 
 from __future__ import annotations

@@ -65,15 +65,33 @@ cdef extern from *:
         }
         return m;
     }
+    /* number of 0x00 bytes in p[0:64]: per 16 bytes a compare, a subtract (+1 per
+       zero byte) and a sum of absolute differences, no popcount instruction needed */
+    static inline uint64_t offheap_nzero64(const unsigned char *p) {
+        const __m128i zero = _mm_setzero_si128();
+        __m128i acc = zero;
+        for (int i = 0; i < 4; i++) {
+            __m128i x = _mm_loadu_si128((const __m128i *)(p + 16 * i));
+            acc = _mm_add_epi64(acc, _mm_sad_epu8(_mm_sub_epi8(zero, _mm_cmpeq_epi8(x, zero)), zero));
+        }
+        return (uint64_t)_mm_cvtsi128_si64(acc) + (uint64_t)_mm_cvtsi128_si64(_mm_unpackhi_epi64(acc, acc));
+    }
     #else
     #define OFFHEAP_SSE2 0
     static inline uint64_t offheap_graphic64(const unsigned char *p, int ws, int high) { return 0; }
     static inline uint64_t offheap_zero64(const unsigned char *p) { return 0; }
+    static inline uint64_t offheap_nzero64(const unsigned char *p) {
+        uint64_t c = 0;
+        for (int i = 0; i < 64; i++)
+            c += p[i] == 0;
+        return c;
+    }
     #endif
     """
     const int OFFHEAP_SSE2
     uint64_t offheap_graphic64(const unsigned char *p, int ws, int high) noexcept nogil
     uint64_t offheap_zero64(const unsigned char *p) noexcept nogil
+    uint64_t offheap_nzero64(const unsigned char *p) noexcept nogil
 
 ctypedef uint64_t u64
 
@@ -181,9 +199,11 @@ cdef inline u64 _shr(u64 lo, u64 hi, int j) noexcept nogil:
 cdef Py_ssize_t _scan_bytes(const unsigned char *p, Py_ssize_t n, Py_ssize_t pos, Py_ssize_t end,
                             int min_len, u64 ws_hi, u64 high, int64_t base, u64 *st,
                             u64 *out_off, u64 *out_len, Py_ssize_t *count,
-                            Py_ssize_t cap) noexcept nogil:
+                            Py_ssize_t cap, u64 *zeros) noexcept nogil:
     """Single-byte encodings (s, S). Returns the position reached (end, or earlier
-    when the output is nearly full; the state then describes that position)."""
+    when the output is nearly full; the state then describes that position).
+    With ``zeros``, adds the number of 0x00 bytes read to it (the block is in the
+    cache already: counting here saves attribution a pass over the dump)."""
     # A run start is found as the end of a window of K graphic bytes, so runs shorter
     # than K (most of them in binary data) cost nothing; K <= min_len keeps it exact.
     cdef int K = min_len if min_len < 16 else 16
@@ -213,6 +233,12 @@ cdef Py_ssize_t _scan_bytes(const unsigned char *p, Py_ssize_t n, Py_ssize_t pos
             nb = 64
         valid = _low_bits(nb)
         m = _graphic64(p, pos, n, ws_hi, high) & valid
+        if zeros != NULL:
+            if nb == 64:
+                zeros[0] += offheap_nzero64(p + pos)
+            else:
+                for t in range(pos, pos + nb):
+                    zeros[0] += p[t] == 0
         em = m
         for j in range(1, K):
             em &= (m << j) | (prev >> (64 - j))
@@ -348,7 +374,8 @@ def check_encoding(str encoding):
 @cython.boundscheck(False)
 @cython.wraparound(False)
 def find_strings(const unsigned char[::1] buf, Py_ssize_t begin, Py_ssize_t end, bint final,
-                 int min_len, str encoding, bint whitespace, u64 base, u64[::1] state):
+                 int min_len, str encoding, bint whitespace, u64 base, u64[::1] state,
+                 u64[::1] zero_count=None):
     """Find the strings GNU ``strings -a`` would print, among units starting in [begin, end).
 
     ``buf`` may hold bytes past ``end`` (needed: k-1 of them, unless ``buf`` reaches the
@@ -356,6 +383,8 @@ def find_strings(const unsigned char[::1] buf, Py_ssize_t begin, Py_ssize_t end,
     zeros to start) carries a run that reaches ``end`` into the next call; with ``final``
     the run is closed instead. Returns ``(offsets, lengths)``: uint64 arrays of absolute
     start offsets and byte lengths (units x unit size) of the strings that ended here.
+    ``zero_count`` (1 x uint64), if given, has the number of 0x00 bytes in
+    ``buf[begin:end]`` added to it, as ``count_zero_bytes`` gives it.
     """
     cdef int k, lane
     k, lane = check_encoding(encoding)
@@ -378,12 +407,20 @@ def find_strings(const unsigned char[::1] buf, Py_ssize_t begin, Py_ssize_t end,
     cdef Py_ssize_t pos = begin
     cdef const unsigned char *p = &buf[0] if n > 0 else NULL
     cdef u64 *stp = &state[0]
+    cdef u64 *zp = NULL
+    if zero_count is not None:
+        if zero_count.shape[0] != 1:
+            raise ValueError("zero_count must hold 1 uint64 value")
+        zp = &zero_count[0]
+        if k != 1:                         # the unit scan does not read every byte
+            zp[0] += <u64>count_zero_bytes(buf, begin, end)
+            zp = NULL
 
     while True:
         with nogil:
             if k == 1:
                 pos = _scan_bytes(p, n, pos, end, min_len, ws_hi, high, <int64_t>base, stp,
-                                  &o_off[0], &o_len[0], &count, cap)
+                                  &o_off[0], &o_len[0], &count, cap, zp)
             else:
                 pos = _scan_units(p, n, pos, end, min_len, k, big, ws_hi, <int64_t>base, stp,
                                   &o_off[0], &o_len[0], &count, cap)

@@ -45,7 +45,7 @@ def _pattern(encoding: str, whitespace: bool) -> re.Pattern[bytes]:
 
 
 def find_strings(buf, begin: int, end: int, final: bool, min_len: int, encoding: str,
-                 whitespace: bool, base: int, state) -> tuple[np.ndarray, np.ndarray]:
+                 whitespace: bool, base: int, state, zero_count=None) -> tuple[np.ndarray, np.ndarray]:
     """See ``offheap._scan.find_strings``."""
     k, _lane = check_encoding(encoding)
     if min_len < 1:
@@ -56,6 +56,10 @@ def find_strings(buf, begin: int, end: int, final: bool, min_len: int, encoding:
     n = len(data)
     if begin < 0 or end < begin or end > n:
         raise ValueError(f"range [{begin}, {end}) is outside the buffer of {n} bytes")
+    if zero_count is not None:
+        if len(zero_count) != 1:
+            raise ValueError("zero_count must hold 1 uint64 value")
+        zero_count[0] += data.count(0, begin, end)
 
     is_open = bool(state[ST_OPEN])
     cs, units, nx = int(state[ST_START]), int(state[ST_UNITS]), int(state[ST_NEXT])

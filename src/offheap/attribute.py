@@ -218,12 +218,12 @@ def attribute(source: Source, signatures: Signatures | None = None, *, min_len: 
     type_matches = np.zeros(ntypes, np.int64)
     pattern_matches = np.zeros(len(sigs.patterns), np.int64)
     examples: list[list[int]] = [[] for _ in range(ntypes + 1)]
-    zero_bytes = 0
     nstrings_total = 0
     templates = TemplateCounter()
 
     kernels = _impl.kernels()
     str_state = np.zeros(4, dtype=np.uint64)
+    zeros = np.zeros(1, dtype=np.uint64)
     ac_state = 0
     carry_off = np.empty(0, np.uint64)      # matches inside the string still open
     carry_pid = np.empty(0, np.int32)
@@ -231,18 +231,19 @@ def attribute(source: Source, signatures: Signatures | None = None, *, min_len: 
     kept: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 
     for w in windows(source, window):
+        # the string kernel counts the zero bytes too: one pass over the window, not two
         offs, lens = kernels.find_strings(w.buf, w.begin, w.end, w.final, min_len, "s", False,
-                                          w.base, str_state)
+                                          w.base, str_state, zeros)
         m_off, m_pid, ac_state = kernels.ac_scan(w.buf, w.begin, w.end, *tables, ac_state, w.base)
-        pattern_matches += np.bincount(m_pid, minlength=len(pattern_matches))
-        zero_bytes += kernels.count_zero_bytes(w.buf, w.begin, w.end)
 
         if len(carry_off):
             all_off = np.concatenate([carry_off, m_off])
             all_pid = np.concatenate([carry_pid, m_pid])
         else:  # the usual case: no copy of millions of matches
             all_off, all_pid = m_off, m_pid
-        cls, per_type = kernels.string_types(offs, lens, all_off, all_pid, pat_len, pat_type, priority)
+        # also counts this window's matches per pattern (the carried ones were counted)
+        cls, per_type = kernels.string_types(offs, lens, all_off, all_pid, pat_len, pat_type, priority,
+                                             pattern_matches, len(all_off) - len(m_off))
         type_matches += per_type[:ntypes]
         cls[cls < 0] = other
 
@@ -268,6 +269,7 @@ def attribute(source: Source, signatures: Signatures | None = None, *, min_len: 
     text_bytes = int(type_bytes.sum())
     class_bytes = {t.name: int(type_bytes[i]) for i, t in enumerate(sigs.types)}
     class_bytes[OTHER_TEXT] = int(type_bytes[other])
+    zero_bytes = int(zeros[0])
     class_bytes[ZERO] = zero_bytes
     class_bytes[BINARY] = size - text_bytes - zero_bytes
 
