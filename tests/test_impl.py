@@ -12,3 +12,22 @@ def test_extension_loaded():
 
 def test_selected_implementation_is_used(offheap_impl):
     assert _impl.implementation() == offheap_impl
+
+
+def test_twin_stub_and_extension_offer_the_same_kernels():
+    """The twin, the type stub and the compiled module name the same kernels."""
+    import ast
+    from pathlib import Path
+
+    from offheap import _scan_py
+
+    stub = Path(_impl.__file__).with_name("_scan.pyi")
+    tree = ast.parse(stub.read_text())
+    stubbed = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    stubbed |= {n.target.id for n in tree.body if isinstance(n, ast.AnnAssign) and n.target.id != "Buffer"}
+    helpers = {"normalize_template", "LONG_TOKEN"}   # pure-Python helpers re-exported by the twin
+    twin = {n for n in dir(_scan_py) if not n.startswith("_") and not n.startswith("ST_")} - helpers - {"np"}
+    assert stubbed == twin
+    if _impl.extension_available():
+        from offheap import _scan
+        assert all(hasattr(_scan, name) for name in stubbed)
