@@ -559,3 +559,24 @@ def test_cli_uses_a_saved_main_arena(tmp_path, capsys):
     assert f"malloc_state at 0x{MAIN_ARENA:x}" in out
     row = next(line for line in out.splitlines() if line.strip().startswith("fastbin"))
     assert row.split()[1:4] == ["192", "3", "3"]  # bytes, chunks, certain
+
+
+def test_closing_fencepost_header_at_the_very_end_is_a_clean_end():
+    """A full heap whose old top had < MINSIZE left ends in a 0|PREV_INUSE header in its
+    last 16 bytes (glibc sysmalloc); seen in a real JVM's arena. Elsewhere a zero size
+    is corruption."""
+    import struct
+
+    from offheap import _impl
+
+    def chunk(size: int, flags: int = 1) -> bytes:
+        return struct.pack("<QQ", 0, size | flags) + b"\x00" * (size - 16)
+
+    body = chunk(0x40) + chunk(0x30) + chunk(0x20)
+    heap = body + struct.pack("<QQ", 0, 0 | 1)                 # the closing header
+    offs, sizes, kinds, status, where = _impl.kernels().heap_walk(heap, 0, len(heap))
+    assert status == 1 and int(where) == len(body)            # HEAP_END_FENCEPOST
+    assert list(map(int, sizes)) == [0x40, 0x30, 0x20]
+    inner = body + struct.pack("<QQ", 0, 0 | 1) + chunk(0x20)
+    status = _impl.kernels().heap_walk(inner, 0, len(inner))[3]
+    assert status == 2                                         # HEAP_BAD_SIZE: not at the end

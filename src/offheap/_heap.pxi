@@ -79,7 +79,9 @@ cdef int _heap_walk_pass(const unsigned char* buf, uint64_t start, uint64_t end,
             break
         raw = _heap_u64(buf + pos + 8)
         size = raw & ~(<uint64_t>7)
-        if size == 16:
+        if size == 16 or (size == 0 and end - pos == 16):
+            # glibc closes a full heap with fenceposts: a 16-byte chunk, or (when the
+            # old top had less than MINSIZE left) just a 0|PREV_INUSE header at the end
             status = _HEAP_END_FENCEPOST
             break
         if raw & 2:

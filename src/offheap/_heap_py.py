@@ -49,8 +49,8 @@ def _walk(mv, start: int, end: int, out: list | None) -> tuple[int, int]:
             return HEAP_HEADER_CUT, pos
         raw = u64(mv, pos + 8)[0]
         size = raw & ~7 & _MASK
-        if size == 16:
-            return HEAP_END_FENCEPOST, pos
+        if size == 16 or (size == 0 and end - pos == 16):
+            return HEAP_END_FENCEPOST, pos   # glibc's closing fencepost(s) of a full heap
         if raw & 2:
             return HEAP_MMAPPED_BIT, pos
         if size & 15:
