@@ -17,8 +17,42 @@ KIB = 1024
 # --------------------------------------------------------------------------- /proc
 
 
+class _SmapsFields:
+    """The smaps sizes offheap reads, in bytes, from ``self.fields`` (shared by a
+    mapping's smaps block and smaps_rollup's sums)."""
+
+    __slots__ = ()
+    fields: dict[str, int]
+
+    @property
+    def rss(self) -> int:
+        return self.fields.get("Rss", 0)
+
+    @property
+    def pss(self) -> int:
+        return self.fields.get("Pss", 0)
+
+    @property
+    def private_dirty(self) -> int:
+        return self.fields.get("Private_Dirty", 0)
+
+    @property
+    def dirty(self) -> int:
+        """Private + shared dirty, what ``pmap -x`` calls Dirty."""
+        return self.fields.get("Private_Dirty", 0) + self.fields.get("Shared_Dirty", 0)
+
+    @property
+    def swap(self) -> int:
+        return self.fields.get("Swap", 0)
+
+    @property
+    def anonymous(self) -> int:
+        """Bytes of anonymous pages (smaps ``Anonymous``)."""
+        return self.fields.get("Anonymous", 0)
+
+
 @dataclass(frozen=True, slots=True)
-class Mapping:
+class Mapping(_SmapsFields):
     """One line of /proc/PID/maps, with its smaps block when there was one.
 
     Returned by ``proc.parse_maps``, ``proc.parse_smaps``, ``proc.read_maps``,
@@ -51,32 +85,6 @@ class Mapping:
     def get(self, name: str, default: int = 0) -> int:
         """An smaps field in bytes, e.g. ``m.get("AnonHugePages")``."""
         return self.fields.get(name, default)
-
-    @property
-    def rss(self) -> int:
-        return self.fields.get("Rss", 0)
-
-    @property
-    def pss(self) -> int:
-        return self.fields.get("Pss", 0)
-
-    @property
-    def private_dirty(self) -> int:
-        return self.fields.get("Private_Dirty", 0)
-
-    @property
-    def dirty(self) -> int:
-        """Private + shared dirty, what ``pmap -x`` calls Dirty."""
-        return self.fields.get("Private_Dirty", 0) + self.fields.get("Shared_Dirty", 0)
-
-    @property
-    def swap(self) -> int:
-        return self.fields.get("Swap", 0)
-
-    @property
-    def anonymous(self) -> int:
-        """Bytes of anonymous pages (smaps ``Anonymous``)."""
-        return self.fields.get("Anonymous", 0)
 
     # -- permissions
     @property
@@ -131,7 +139,7 @@ class Mapping:
 
 
 @dataclass(frozen=True, slots=True)
-class SmapsRollup:
+class SmapsRollup(_SmapsFields):
     """/proc/PID/smaps_rollup: the smaps fields summed over all mappings (bytes).
 
     Returned by ``proc.parse_smaps_rollup`` / ``proc.read_smaps_rollup``.
@@ -140,26 +148,6 @@ class SmapsRollup:
     start: int
     end: int
     fields: dict[str, int] = field(default_factory=dict, hash=False)
-
-    @property
-    def rss(self) -> int:
-        return self.fields.get("Rss", 0)
-
-    @property
-    def pss(self) -> int:
-        return self.fields.get("Pss", 0)
-
-    @property
-    def anonymous(self) -> int:
-        return self.fields.get("Anonymous", 0)
-
-    @property
-    def swap(self) -> int:
-        return self.fields.get("Swap", 0)
-
-    @property
-    def private_dirty(self) -> int:
-        return self.fields.get("Private_Dirty", 0)
 
 
 @dataclass(frozen=True, slots=True)
