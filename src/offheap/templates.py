@@ -128,6 +128,12 @@ def _merge_dumps(counter: TemplateCounter, sources: Sequence[Source], top: int) 
     return _merge_by_prefix(_fold_fragments(result))[:top]
 
 
+def _absorb(home: Template, t: Template) -> None:
+    home.count += t.count
+    home.bytes += t.bytes
+    home.dumps = max(home.dumps, t.dumps)
+
+
 def _fold_fragments(templates: list[Template]) -> list[Template]:
     """Fold a template that is a piece of a bigger one into it: malloc overwrites the
     first 16 bytes of a freed chunk, so freed copies of ``{"event":"unread_count",…}``
@@ -138,9 +144,7 @@ def _fold_fragments(templates: list[Template]) -> list[Template]:
         if home is None:
             kept.append(t)
         else:
-            home.count += t.count
-            home.bytes += t.bytes
-            home.dumps = max(home.dumps, t.dumps)
+            _absorb(home, t)
     kept.sort(key=lambda t: -t.bytes)
     return kept
 
@@ -166,9 +170,7 @@ def _merge_by_prefix(templates: list[Template]) -> list[Template]:
             groups[prefix] = t
             out.append(t)
         else:
-            home.count += t.count
-            home.bytes += t.bytes
-            home.dumps = max(home.dumps, t.dumps)
+            _absorb(home, t)
     out.sort(key=lambda t: -t.bytes)
     return out
 
