@@ -13,19 +13,12 @@ from pathlib import Path
 import pytest
 
 from clirun import run_cli
+from shared_fixtures import fixture
 
 pytestmark = pytest.mark.single_impl
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
-
-
-def fixture(name: str) -> Path:
-    path = FIXTURES / name
-    if not path.exists():
-        pytest.skip(f"shared fixtures not found at {FIXTURES} (expected beside the repository)")
-    return path
 
 
 def out(res: subprocess.CompletedProcess) -> str:

@@ -22,6 +22,7 @@ import pytest
 from clirun import cli_env, run_cli
 from offheap import nmt, scan_many
 from offheap.errors import InputError, JcmdError, KernelThread
+from procs import end_group
 
 
 def _one_line_error(result: subprocess.CompletedProcess, *needles: str, code: int = 1) -> str:
@@ -196,8 +197,4 @@ def test_ctrl_c_mid_scan_exits_130_and_leaves_no_process(tmp_path, workers):
             assert time.monotonic() < deadline, "processes of the scan still running"
             time.sleep(0.1)
     finally:
-        try:
-            os.killpg(p.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        p.wait()
+        end_group(p)

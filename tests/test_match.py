@@ -15,17 +15,7 @@ import pytest
 from offheap import _impl
 from offheap.errors import InputError
 from offheap.matching import PatternSet, build_tables, find_all, utf16le
-
-
-def naive(patterns, data):
-    """Every (start, pattern id), sorted: the reference."""
-    out = []
-    for pid, p in enumerate(patterns):
-        i = data.find(p)
-        while i >= 0:
-            out.append((i, pid))
-            i = data.find(p, i + 1)
-    return sorted(out)
+from ac_reference import naive
 
 
 def pairs(m):

@@ -3,7 +3,6 @@ search on the same bytes, however the input is cut into windows."""
 
 from __future__ import annotations
 
-import ahocorasick
 import numpy as np
 import pytest
 from hypothesis import given
@@ -11,6 +10,7 @@ from hypothesis import strategies as st
 
 from offheap import _impl
 from offheap.matching import PatternSet, build_tables, utf16le
+from ac_reference import naive, pyahocorasick_matches
 
 # A small alphabet makes overlaps, shared prefixes and suffix chains common; NUL and
 # 0xff check that no byte is special.
@@ -20,29 +20,18 @@ patterns_st = st.lists(byte_strings, min_size=1, max_size=8)
 data_st = st.lists(st.sampled_from(list(ALPHABET + b"xy")), max_size=300).map(bytes)
 
 
-def naive(patterns, data):
-    out = []
-    for pid, p in enumerate(patterns):
-        i = data.find(p)
-        while i >= 0:
-            out.append((i, pid))
-            i = data.find(p, i + 1)
-    return sorted(out)
+def assert_extension_equals_twin(patterns, data, cut):
+    """Both kernels over [0, cut) then [cut, end): same matches, same order, same state."""
+    from offheap import _scan, _scan_py
 
-
-def pyahocorasick_matches(patterns, data):
-    """The oracle: pyahocorasick's own iter() over the bytes as latin-1 text."""
-    auto = ahocorasick.Automaton()
-    ids: dict[bytes, list[int]] = {}
-    for pid, p in enumerate(patterns):
-        ids.setdefault(p, []).append(pid)
-    for p, pids in ids.items():
-        auto.add_word(p.decode("latin-1"), (len(p), pids))
-    auto.make_automaton()
-    out = []
-    for end, (length, pids) in auto.iter(data.decode("latin-1")):
-        out.extend((end - length + 1, pid) for pid in pids)
-    return sorted(out)
+    t = build_tables(patterns)
+    cut = min(cut, len(data))
+    results = []
+    for mod in (_scan, _scan_py):
+        o1, i1, s1 = mod.ac_scan(data, 0, cut, *t.kernel_args(), 0, 5)
+        o2, i2, s2 = mod.ac_scan(data, cut, len(data), *t.kernel_args(), s1, 5)
+        results.append((o1.tolist(), i1.tolist(), s1, o2.tolist(), i2.tolist(), s2))
+    assert results[0] == results[1]
 
 
 def scan_in_windows(patterns, data, cuts):
@@ -94,16 +83,7 @@ def test_arbitrary_bytes(patterns, data):
 @given(patterns_st, data_st, st.integers(min_value=0, max_value=300))
 def test_extension_equals_twin_exactly(patterns, data, cut):
     # Same order (end position, longest first), same carried state, not only the same set.
-    from offheap import _scan, _scan_py
-
-    t = build_tables(patterns)
-    cut = min(cut, len(data))
-    results = []
-    for mod in (_scan, _scan_py):
-        o1, i1, s1 = mod.ac_scan(data, 0, cut, *t.kernel_args(), 0, 5)
-        o2, i2, s2 = mod.ac_scan(data, cut, len(data), *t.kernel_args(), s1, 5)
-        results.append((o1.tolist(), i1.tolist(), s1, o2.tolist(), i2.tolist(), s2))
-    assert results[0] == results[1]
+    assert_extension_equals_twin(patterns, data, cut)
 
 
 # Inputs spanning several of the kernel's 4096-byte blocks and all of its lanes: a
@@ -172,13 +152,4 @@ def test_root_skip_equals_naive_across_windows(patterns, data, cuts):
 @pytest.mark.single_impl
 @given(skip_patterns_st, skip_data_st, st.integers(min_value=0, max_value=40_000))
 def test_root_skip_equals_twin_exactly(patterns, data, cut):
-    from offheap import _scan, _scan_py
-
-    t = build_tables(patterns)
-    cut = min(cut, len(data))
-    results = []
-    for mod in (_scan, _scan_py):
-        o1, i1, s1 = mod.ac_scan(data, 0, cut, *t.kernel_args(), 0, 5)
-        o2, i2, s2 = mod.ac_scan(data, cut, len(data), *t.kernel_args(), s1, 5)
-        results.append((o1.tolist(), i1.tolist(), s1, o2.tolist(), i2.tolist(), s2))
-    assert results[0] == results[1]
+    assert_extension_equals_twin(patterns, data, cut)

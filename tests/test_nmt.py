@@ -16,21 +16,14 @@ import pytest
 from offheap import nmt, proc, regions
 from offheap.errors import InputError, JcmdError, NoSuchProcess, ParseError, ToolMissing
 from offheap.records import RegionClass
+from shared_fixtures import fixture
 
 pytestmark = pytest.mark.single_impl
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
 KIB = 1024
 MIB = 1024 * KIB
-
-
-def fixture(name: str) -> Path:
-    path = FIXTURES / name
-    if not path.exists():
-        pytest.skip(f"shared fixtures not found at {FIXTURES} (expected beside the repository)")
-    return path
 
 
 # --------------------------------------------------------------------------- real JDK 17 captures

@@ -4,29 +4,21 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from offheap import proc
 from offheap.errors import AccessDenied, InputError, NoSuchProcess, ParseError, ZombieProcess
+from shared_fixtures import FIXTURES, fixture
+from procs import end_process
 
 # Parsing only: the kernels are not involved, run once.
 pytestmark = pytest.mark.single_impl
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
 KIB = 1024
-
-
-def fixture(name: str) -> Path:
-    path = FIXTURES / name
-    if not path.exists():
-        pytest.skip(f"shared fixtures not found at {FIXTURES} (expected beside the repository)")
-    return path
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -212,12 +204,6 @@ def _start_child(env=None) -> subprocess.Popen:
     return p
 
 
-def _end(p: subprocess.Popen) -> None:
-    if p.poll() is None:
-        os.kill(p.pid, signal.SIGKILL)
-    p.wait()
-
-
 def test_live_process_snapshot():
     env = dict(os.environ, MALLOC_ARENA_MAX="2",
                GLIBC_TUNABLES="glibc.malloc.arena_max=3:glibc.malloc.mmap_threshold=65536")
@@ -242,7 +228,7 @@ def test_live_process_snapshot():
             assert rd(0, 16) is None                  # unmapped: EIO becomes None
             assert rd(0xffffffffff600000, 8) is None  # vsyscall: above pread's offset range
     finally:
-        _end(p)
+        end_process(p)
 
 
 def test_dead_pid_is_no_such_process():

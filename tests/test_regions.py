@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import struct
 import subprocess
 import sys
@@ -13,21 +12,15 @@ import pytest
 
 from offheap import nmt, proc, regions
 from offheap.records import RegionClass
+from shared_fixtures import fixture
+from procs import end_process
 
 pytestmark = pytest.mark.single_impl
 
 HERE = Path(__file__).resolve().parent
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
 KIB = 1024
 MIB = 1024 * KIB
 HEAP = 64 * MIB
-
-
-def fixture(name: str) -> Path:
-    path = FIXTURES / name
-    if not path.exists():
-        pytest.skip(f"shared fixtures not found at {FIXTURES} (expected beside the repository)")
-    return path
 
 
 def smaps(name: str):
@@ -174,13 +167,6 @@ def _run_arena_child(threads: int, blocks: int, env=None):
     return p, line
 
 
-def _end(p):
-    if p.poll() is None:
-        os.kill(p.pid, signal.SIGKILL)
-    p.wait()
-    p.stdout.close()
-
-
 def test_live_arenas_chained_by_heap_info():
     # 3 threads x 80 MB: each thread's arena needs two 64 MiB heaps.
     p, line = _run_arena_child(3, 800)
@@ -190,7 +176,7 @@ def test_live_arenas_chained_by_heap_info():
         with proc.MemReader(p.pid) as rd:
             rs = regions.classify(maps, reader=rd)
     finally:
-        _end(p)
+        end_process(p)
     arena = by_class(rs, RegionClass.ARENA_HEAP)
     assert all("heap_info" in r.evidence and "nr" in r.evidence for r in arena)
     ars = [a for a in regions.arenas(rs) if a.arena_id != 0]
@@ -215,8 +201,8 @@ def test_live_arena_max_1_puts_everything_in_heap():
             one = regions.classify(proc.read_smaps(q.pid), reader=rd)
         assert proc.malloc_settings(proc.read_environ(q.pid)).arena_max == 1
     finally:
-        _end(p)
-        _end(q)
+        end_process(p)
+        end_process(q)
     assert sum(r.rss for r in by_class(many, RegionClass.ARENA_HEAP)) >= 55 * MIB
     assert not by_class(one, RegionClass.ARENA_HEAP)
     assert sum(r.rss for r in by_class(one, RegionClass.MAIN_HEAP)) >= 55 * MIB

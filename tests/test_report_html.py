@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import html
 import importlib.util
-import os
 import random
 import shutil
-import signal
 import struct
 import subprocess
 import sys
@@ -38,13 +36,12 @@ from offheap.records import RegionClass
 from offheap.report.html import CLASS_COLOURS, render_html
 from offheap.report.text import human
 from offheap.signatures import PayloadType, Signatures
+from shared_fixtures import fixture
+from procs import end_group
 
 # Rendering touches no kernel: run once.
 pytestmark = pytest.mark.single_impl
 
-FIXTURES = Path(os.environ.get("OFFHEAP_FIXTURES", "/work/shared/fixtures"))
-if not FIXTURES.is_dir():
-    FIXTURES = Path(__file__).resolve().parent / "fixtures"
 _GEN = Path(__file__).resolve().parents[1] / "benchmarks" / "gen_dump.py"
 
 EVIL = "<script>alert(1)</script>"
@@ -85,11 +82,11 @@ def _pushes(seed: int = 1, n: int = 2500) -> bytes:
 
 @pytest.fixture(scope="module")
 def pieces(tmp_path_factory):
-    smaps = (FIXTURES / "jvm_deflater600.smaps").read_bytes()
+    smaps = fixture("jvm_deflater600.smaps").read_bytes()
     evil_map = f"7ffff0000000-7ffff0001000 r--p 00000000 fe:00 4242 {EVIL_PATH}\n".encode()
     mappings = proc.parse_smaps(smaps) + proc.parse_maps(evil_map)
     regions = R.classify(mappings)
-    report = N.read_nmt(FIXTURES / "nmt_summary_jdk17_deflater300.txt")
+    report = N.read_nmt(fixture("nmt_summary_jdk17_deflater300.txt"))
     sigs = Signatures.from_types([PayloadType(t, [f'"event":"{t}"']) for t in TYPES])
     heaps = [r for r in regions if r.cls is RegionClass.ARENA_HEAP and r.mapping.readable]
     a1 = attribute(_pushes(), sigs, base_address=heaps[0].start, name="arena1.dump")
@@ -246,7 +243,7 @@ def test_heap_verdict_per_region(pieces):
 
 def test_without_nmt_and_with_nmt_off(pieces):
     regions, _, dumped, _ = pieces
-    off = N.read_nmt(FIXTURES / "nmt_disabled_jdk17.txt")
+    off = N.read_nmt(fixture("nmt_disabled_jdk17.txt"))
     assert not off.enabled
     for nmt, says in ((None, "No NMT report"), (off, "NMT was not enabled")):
         page = render_html(title="t", summary_lines=[], regions=regions, nmt=nmt, dumped=dumped[:1],
@@ -381,11 +378,7 @@ def _chromium(args: list[str], tmp: Path) -> subprocess.CompletedProcess:
         pytest.fail(f"chromium did not finish within {BROWSER_TIMEOUT} s")
     finally:
         # chromium forks helpers (zygote, utility processes): end the group it leads, by its id.
-        try:
-            os.killpg(p.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        p.wait()
+        end_group(p)
     return subprocess.CompletedProcess(argv, p.returncode, out, err)
 
 

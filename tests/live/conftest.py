@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+from procs import end_process
 
 HERE = Path(__file__).resolve().parent
 READY_TIMEOUT = 20.0
@@ -56,18 +57,6 @@ def compile_leaky(out_dir: Path) -> Path:
 def leaky_binary(tmp_path_factory) -> Path:
     """leaky.c compiled once for the session."""
     return compile_leaky(tmp_path_factory.mktemp("leaky-build"))
-
-
-def end_process(proc: subprocess.Popen) -> None:
-    """SIGCONT (in case a test stopped it), SIGKILL by PID, and reap."""
-    if proc.poll() is None:
-        for sig in (signal.SIGCONT, signal.SIGKILL):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, sig)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=10)
-    if proc.stdout is not None:
-        proc.stdout.close()
 
 
 @contextlib.contextmanager

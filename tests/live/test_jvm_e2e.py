@@ -44,6 +44,7 @@ from offheap.dump import dump_process
 from offheap.proc import MemReader, load_snapshot
 from offheap.records import RegionClass
 from offheap.signatures import PayloadType, Signatures
+from procs import end_process
 
 pytestmark = pytest.mark.single_impl
 
@@ -112,19 +113,6 @@ def launcher(tmp_path_factory) -> list[str]:
     return [JAVA, *JVM_FLAGS, "-cp", str(out), "PushServer"]
 
 
-def _end(proc: subprocess.Popen) -> None:
-    """SIGCONT (a test may have stopped it), SIGKILL by PID, reap."""
-    if proc.poll() is None:
-        for sig in (signal.SIGCONT, signal.SIGKILL):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, sig)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=15)
-    for f in (proc.stdout, proc.stderr):
-        if f is not None:
-            f.close()
-
-
 @contextlib.contextmanager
 def push_server(argv: list[str], *args: str) -> Iterator[PushServer]:
     """Start PushServer ARGS, wait (bounded) for its READY line, yield it, end it by PID."""
@@ -153,7 +141,7 @@ def push_server(argv: list[str], *args: str) -> Iterator[PushServer]:
         assert stats["pid"] == proc.pid
         yield PushServer(proc, stats, time.monotonic() - t0)
     finally:
-        _end(proc)
+        end_process(proc)
         err_file.close()
 
 
