@@ -18,6 +18,13 @@ SIGS = Signatures((
 ))
 
 
+def _naive_counts(data: bytes, sigs: Signatures, min_len: int) -> dict[str, dict[str, int]]:
+    """Matches per pattern inside the strings, per type."""
+    text = [m.group() for m in re.finditer(rb"[\t\x20-\x7e]{%d,}" % min_len, data)]
+    return {t.name: {p.decode("latin-1"): sum(len(re.findall(b"(?=" + re.escape(p) + b")", s)) for s in text)
+                     for p in t.patterns} for t in sigs.types}
+
+
 def _naive(data: bytes, sigs: Signatures, min_len: int) -> dict[str, int]:
     """The rule, stated directly: regex for strings, str.find for matches."""
     out = {t.name: 0 for t in sigs.types}
@@ -120,23 +127,59 @@ QUOTED = Signatures((
 ))
 
 
+@pytest.mark.parametrize("method", ["vote", "join"])
 @pytest.mark.parametrize("sigs", [SIGS, QUOTED], ids=["lanes", "root-skip"])
 @given(pieces=st.lists(st.sampled_from(PIECES) | st.binary(max_size=12), min_size=1, max_size=40),
        min_len=st.integers(1, 12), window=st.integers(64, 200))
-def test_pattern_counts_cover_every_match_once_across_windows(sigs, pieces, min_len, window):
-    # every occurrence in the dump counts once, inside a string or not, including the
-    # matches carried with a string still open at a window edge
+def test_pattern_counts_cover_every_match_in_strings_once_across_windows(sigs, method, pieces, min_len,
+                                                                         window):
+    # every occurrence inside a string counts once, including the matches carried with
+    # a string still open at a window edge (or dropped with a run too short to be one)
     data = b"".join(pieces) or b"\x00"
-    a = attribute(data, sigs, min_len=min_len, window=window)
+    a = attribute(data, sigs, min_len=min_len, window=window, method=method)
     assert a.class_bytes == _naive(data, sigs, min_len)
+    want = _naive_counts(data, sigs, min_len)
     for r in a.types:
-        t = next(t for t in sigs.types if t.name == r.name)
-        assert r.pattern_matches == {
-            p.decode("latin-1"): len(re.findall(b"(?=" + re.escape(p) + b")", data)) for p in t.patterns}
+        assert r.pattern_matches == want[r.name]
+        assert r.matches == sum(want[r.name].values())
+
+
+@pytest.mark.parametrize("method", ["vote", "join"])
+@given(words=st.lists(st.integers(0, 69), min_size=1, max_size=30), min_len=st.integers(1, 6),
+       window=st.integers(64, 150))
+def test_more_than_64_types_take_the_general_voter(method, words, min_len, window):
+    # the fast voter keeps a string's types in a 64-bit mask; past 64 types the
+    # general one runs, with the same rule (priorities repeat: ties are common)
+    many = Signatures(tuple(PayloadType(f"t{k}", [f"<{k}>"], priority=k % 3) for k in range(70)))
+    data = b"".join(b"<%d>%s" % (k, b" " * (k % 4) if k % 5 else b"\x00") for k in words)
+    a = attribute(data, many, min_len=min_len, window=window, method=method)
+    assert a.class_bytes == _naive(data, many, min_len)
+    want = _naive_counts(data, many, min_len)
+    assert {r.name: r.pattern_matches for r in a.types} == want
+
+
+def test_methods_agree_on_a_generated_arena(tmp_path):
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    import gen_dump
+    from offheap.signatures import builtin
+
+    f = tmp_path / "arena.bin"
+    gen_dump.generate(f, 1 << 20, seed=3)
+    for sigs in (SIGS, builtin()):
+        a, b = (attribute(f, sigs, window=1 << 16, method=m).to_dict() for m in ("vote", "join"))
+        assert a == b
+
+
+def test_unknown_method_is_refused():
+    from offheap.errors import InputError
+    with pytest.raises(InputError, match="method"):
+        attribute(b"text text\x00", SIGS, method="fast")
 
 
 @pytest.mark.single_impl
-def test_string_types_counts_patterns_from_count_from_like_the_twin():
+def test_string_types_counts_the_matches_inside_strings_like_the_twin():
     from offheap import _scan, _scan_py
 
     args = (np.array([0, 20], np.uint64), np.array([10, 10], np.uint64),
@@ -145,15 +188,44 @@ def test_string_types_counts_patterns_from_count_from_like_the_twin():
     got = []
     for mod in (_scan, _scan_py):
         counts = np.zeros(3, np.int64)
-        cls, per_type = mod.string_types(*args, counts, 1)
+        cls, per_type = mod.string_types(*args, counts)
         got.append((cls.tolist(), per_type.tolist(), counts.tolist()))
         with pytest.raises(ValueError):
-            mod.string_types(*args, np.zeros(2, np.int64), 0)
-        with pytest.raises(ValueError):
-            mod.string_types(*args, counts, 5)
+            mod.string_types(*args, np.zeros(2, np.int64))
     # string 0 holds one match of each type (a tie: the lower type), string 1 one of
-    # type 1; the match carried in (index 0) is not counted again
-    assert got[0] == got[1] == ([0, 1], [1, 2], [0, 2, 1])
+    # type 1; the match at 40 lies in no string and is not counted
+    assert got[0] == got[1] == ([0, 1], [1, 2], [1, 2, 0])
+
+
+@pytest.mark.single_impl
+def test_vote_strings_refuses_what_it_cannot_vote_on():
+    from offheap import _scan, _scan_py
+
+    t = SIGS.pattern_set().tables
+    pt = SIGS.pattern_type.astype(np.int64)
+    pr = np.array([x.priority for x in SIGS.types], np.int64)
+    data = b'{"event":"unread_count"}\x00' * 4
+    u = np.uint64
+    for mod in (_scan, _scan_py):
+        def vote(offs, lens, carry=None, end=len(data), **kw):
+            carry = np.zeros(len(pt) + 3, np.int64) if carry is None else carry
+            return mod.vote_strings(data, 100, end, np.array(offs, u), np.array(lens, u), t.trans,
+                                    t.classes, t.ncls, t.out_ptr, t.out_ids, pt, pr,
+                                    np.zeros(len(pt), np.int64), carry, **kw)
+        assert vote([100, 125], [24, 24]).tolist() == [0, 0]
+        for offs, lens in (([99], [24]), ([100, 110], [24, 24]), ([100], [0]), ([190], [24])):
+            with pytest.raises(ValueError):
+                vote(offs, lens)
+        with pytest.raises(ValueError):     # an open run before the last string
+            vote([125], [24], open_run=True, open_start=100)
+        with pytest.raises(ValueError):
+            vote([100], [24], end=len(data) + 1)
+        bad = t.trans.copy()
+        bad[bad < 0] = ~bad[bad < 0]        # outputs no longer flagged
+        with pytest.raises(ValueError):
+            mod.vote_strings(data, 100, len(data), np.array([100], u), np.array([24], u), bad, t.classes,
+                             t.ncls, t.out_ptr, t.out_ids, pt, pr, np.zeros(len(pt), np.int64),
+                             np.zeros(len(pt) + 3, np.int64))
 
 
 @given(st.binary(max_size=300), st.sampled_from("sSlbLB"),

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from offheap.errors import InputError, ParseError
-from offheap.signatures import (BUILTIN_TYPES, PayloadType, Signatures, builtin, decode_pattern,
+from offheap.signatures import (BUILTIN_TYPES, PayloadType, Signatures, builtin, decode_pattern, untextual,
                                 load_for_cli, load_signatures, parse_hex, parse_signatures)
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "signatures.toml"
@@ -40,8 +40,9 @@ def test_example_file_loads_and_adds_to_builtins():
     push = sigs.type_named("push-notification")
     assert push.priority == 50
     assert b'"event":"unread_count"' in push.patterns
-    assert sigs.type_named("protobuf-frame").patterns == (b"\xca\xfe\xba\xbe\x00\x01", b"\xca\xfe\x00\x02")
-    assert sigs.type_named("nul-separated-records").patterns == (b"\x00REC\x1e",)
+    assert sigs.type_named("statsd-line").patterns == (b"|c|#", b"|ms|#")
+    assert sigs.type_named("tab-separated-records").patterns == (b"\tREC\t",)
+    assert untextual(sigs) == []        # the example's patterns can all match
 
 
 @pytest.mark.single_impl
@@ -207,3 +208,18 @@ def test_utf16_pattern_set_from_signatures():
     ps = sigs.pattern_set(utf16=True)
     m = ps.find_all("xSecx".encode("utf-16-le"))
     assert ps.base_ids[m.pattern_ids].tolist() == [0] and ps.is_utf16[m.pattern_ids].tolist() == [True]
+
+
+def test_scan_warns_about_patterns_that_can_never_match(tmp_path):
+    from clirun import run_cli
+
+    f = tmp_path / "sigs.toml"
+    f.write_text('mode = "replace"\n[[type]]\nname = "rec"\npatterns = [\'\\x00REC\', "REC:"]\n')
+    dump = tmp_path / "d.bin"
+    dump.write_bytes(b"REC: one two three\x00" * 10)
+    r = run_cli("scan", str(dump), "--signatures", str(f))
+    err, out = r.stderr.decode(), r.stdout.decode()
+    assert r.returncode == 0, err
+    assert err.count("warning") == 1
+    assert "pattern '\\x00REC' holds byte 0x00" in err and "can never match" in err
+    assert "rec" in out

@@ -15,18 +15,15 @@ from libc.stdlib cimport calloc, free
 def string_types(const uint64_t[::1] str_off, const uint64_t[::1] str_len,
                  const uint64_t[::1] m_off, const int32_t[::1] m_pid,
                  const int64_t[::1] pat_len, const int64_t[::1] pat_type,
-                 const int64_t[::1] priority, int64_t[::1] pat_counts=None,
-                 Py_ssize_t count_from=0):
+                 const int64_t[::1] priority, int64_t[::1] pat_counts=None):
     """Type of each string (-1: no match inside it) and matches inside strings per type.
 
     A match counts for a string when it lies wholly inside it. A string takes the type
     with the highest ``priority`` among its matches, then the one with most matches in
     it, then the lowest type index. Matches must be in end-position order.
 
-    With ``pat_counts`` (int64, one per pattern), the matches ``count_from`` onwards
-    (the ones not carried over from an earlier window) are also counted per pattern,
-    inside strings or not: the pass that checks the ids does it, where a separate
-    ``np.bincount`` would read millions of ids again.
+    With ``pat_counts`` (int64, one per pattern), the matches inside strings are also
+    counted per pattern (as ``vote_strings`` counts them).
     """
     cdef Py_ssize_t ns = str_off.shape[0], nm = m_off.shape[0], ntypes = priority.shape[0]
     cdef Py_ssize_t npat = pat_len.shape[0]
@@ -38,32 +35,18 @@ def string_types(const uint64_t[::1] str_off, const uint64_t[::1] str_len,
             raise ValueError("pattern type out of range")
     if pat_counts is not None and pat_counts.shape[0] != npat:
         raise ValueError("pat_counts must hold one count per pattern")
-    if not 0 <= count_from <= nm:
-        raise ValueError("count_from must be within the matches")
     cdef bint bad = False
     cdef int32_t pid
-    cdef int64_t *hist = NULL
     cdef Py_ssize_t k
-    if pat_counts is not None:
-        # four interleaved histograms: runs of one id (common: '":' after '":') do
-        # not wait on the increment of the same counter
-        hist = <int64_t *>calloc(4 * max(npat, 1), sizeof(int64_t))
-        if hist == NULL:
-            raise MemoryError()
     with nogil:
         for i in range(nm):
             pid = m_pid[i]
             if pid < 0 or pid >= npat:
                 bad = True
                 break
-            if hist != NULL and i >= count_from:
-                hist[(i & 3) * npat + pid] += 1
-        if hist != NULL and not bad:
-            for k in range(npat):
-                pat_counts[k] += hist[k] + hist[npat + k] + hist[2 * npat + k] + hist[3 * npat + k]
-    free(hist)
     if bad:
         raise ValueError("pattern id out of range")
+    cdef bint counting = pat_counts is not None
     cls = np.full(ns, -1, dtype=np.int64)
     per_type = np.zeros(max(ntypes, 1), dtype=np.int64)
     cdef int64_t[::1] c = cls
@@ -102,6 +85,8 @@ def string_types(const uint64_t[::1] str_off, const uint64_t[::1] str_len,
                         break
                     cur = s
                 if s < ns and m_off[i] >= str_off[s]:
+                    if counting:
+                        pat_counts[m_pid[i]] += 1
                     t = pat_type[m_pid[i]]
                     if votes[t] == 0:
                         touched[ntouched] = t
@@ -112,3 +97,602 @@ def string_types(const uint64_t[::1] str_off, const uint64_t[::1] str_len,
         free(votes)
         free(touched)
     return cls, per_type
+
+
+# Voting without match arrays: the automaton runs over the strings' bytes only, each
+# string from the root (a match inside a string starts inside it, so nothing before
+# the string matters), and each match's pattern is counted and its type voted for on
+# the spot. With the built-in recognisers an arena dump holds ~4 million matches per
+# 64 MiB, mostly short JSON pieces: writing them to arrays and joining them back to the
+# strings cost more than finding them. Four strings are stepped at once ("lanes", as
+# in _match.pxi: their table loads overlap), each lane taking the next string when its
+# own ends.
+
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #include <string.h>
+    #define OFFHEAP_VOTE_BLOCK 2048
+    typedef struct {
+        const int32_t *trans, *classes, *out_ids;
+        const int64_t *out_ptr, *pat_type, *priority;
+        unsigned shift;
+        uint32_t inv;
+        Py_ssize_t ntypes;
+        int64_t *counts;     /* per pattern: the matches counted so far */
+        int64_t *votes;      /* 4 x ntypes: each lane's votes for its string */
+        int32_t *touched;    /* 4 x ntypes: the types each lane has votes for */
+        Py_ssize_t ntouched[4];
+    } offheap_vote;
+
+    /* Count the outputs of DFA state row `row` for lane k: its patterns into counts,
+       their types into the lane's votes. */
+    static inline void offheap_vote_out(offheap_vote *V, int k, uint32_t row) {
+        uint32_t st = (row >> V->shift) * V->inv;
+        int64_t q = V->out_ptr[st], q1 = V->out_ptr[st + 1];
+        int64_t *votes = V->votes + k * V->ntypes;
+        for (; q < q1; q++) {
+            int32_t pid = V->out_ids[q];
+            int64_t t = V->pat_type[pid];
+            V->counts[pid]++;
+            if (votes[t]++ == 0)
+                V->touched[k * V->ntypes + V->ntouched[k]++] = (int32_t)t;
+        }
+    }
+
+    /* The type lane k's string takes (-1: no match in it): highest priority, then
+       most votes, then lowest index. Clears the lane's votes. */
+    static int64_t offheap_vote_close(offheap_vote *V, int k) {
+        int64_t *votes = V->votes + k * V->ntypes;
+        int32_t *touched = V->touched + k * V->ntypes;
+        int64_t best = -1;
+        Py_ssize_t j;
+        for (j = 0; j < V->ntouched[k]; j++) {
+            int64_t t = touched[j];
+            if (best < 0 || V->priority[t] > V->priority[best]
+                    || (V->priority[t] == V->priority[best]
+                        && (votes[t] > votes[best] || (votes[t] == votes[best] && t < best))))
+                best = t;
+        }
+        for (j = 0; j < V->ntouched[k]; j++)
+            votes[touched[j]] = 0;
+        V->ntouched[k] = 0;
+        return best;
+    }
+
+    /* Lane k's step: a table load that depends on the last, a rarely taken branch
+       that stages (lane, row) when the new state has output, and a branch taken at
+       the end of the lane's string, which stages (lane, END, string) and moves the
+       lane to its next string, from the root. rel/len hold one entry past the last
+       string, so that move never reads outside them. */
+    #define OFFHEAP_VOTE_END (1ULL << 61)
+    #define OFFHEAP_VOTE_STEP(k) {                                              \
+        Py_ssize_t t_ = trans[s##k + classes[*p##k++]];                          \
+        if (t_ < 0) {                                                             \
+            t_ = ~t_;                                                              \
+            *w++ = ((uint64_t)(k) << 62) | (uint32_t)t_;                           \
+        }                                                                          \
+        s##k = t_;                                                                 \
+        if (p##k == E[k]) {                                                        \
+            Py_ssize_t i_ = I[k];                                                  \
+            *w++ = ((uint64_t)(k) << 62) | OFFHEAP_VOTE_END | (uint64_t)i_;        \
+            I[k] = ++i_;                                                           \
+            p##k = buf + rel[i_];                                                  \
+            E[k] = p##k + len[i_];                                                 \
+            s##k = 0;                                                              \
+        }                                                                          \
+    }
+
+    /* n bytes of each of the four lanes (none runs out of strings in them) */
+    static __attribute__((noinline)) Py_ssize_t
+    offheap_vote_block4(const unsigned char *buf, const uint64_t *rel, const uint64_t *len,
+                        const unsigned char **P, const unsigned char **E, Py_ssize_t *I,
+                        Py_ssize_t *S, Py_ssize_t n,
+                        const int32_t *trans, const int32_t *classes, uint64_t *stage) {
+        const unsigned char *p0 = P[0], *p1 = P[1], *p2 = P[2], *p3 = P[3];
+        Py_ssize_t s0 = S[0], s1 = S[1], s2 = S[2], s3 = S[3], j;
+        uint64_t *w = stage;
+        for (j = 0; j < n; j++) {
+            OFFHEAP_VOTE_STEP(0) OFFHEAP_VOTE_STEP(1) OFFHEAP_VOTE_STEP(2) OFFHEAP_VOTE_STEP(3)
+        }
+        P[0] = p0; P[1] = p1; P[2] = p2; P[3] = p3;
+        S[0] = s0; S[1] = s1; S[2] = s2; S[3] = s3;
+        return w - stage;
+    }
+
+    /* One lane (k) over n bytes, counting and voting as it goes. */
+    static void offheap_vote_run1(offheap_vote *V, int k, const unsigned char *p,
+                                  Py_ssize_t n, Py_ssize_t *s_io) {
+        const int32_t *trans = V->trans, *classes = V->classes;
+        Py_ssize_t s = *s_io, j, t_;
+        for (j = 0; j < n; j++) {
+            t_ = trans[s + classes[p[j]]];
+            if (t_ < 0) {
+                t_ = ~t_;
+                offheap_vote_out(V, k, (uint32_t)t_);
+            }
+            s = t_;
+        }
+        *s_io = s;
+    }
+
+    /* Cut strings [i0, ns) into four runs of about equal bytes, one per lane: lane k
+       gets strings [I[k], B[k]), rem[k] bytes, and starts at the first, from the root. */
+    static void offheap_vote_lanes(const unsigned char *buf, const uint64_t *rel,
+                                   const uint64_t *len, Py_ssize_t i0, Py_ssize_t ns,
+                                   const unsigned char **P, const unsigned char **E,
+                                   Py_ssize_t *S, Py_ssize_t *I, Py_ssize_t *B, Py_ssize_t *rem) {
+        uint64_t total = 0, acc = 0;
+        Py_ssize_t i;
+        int k;
+        for (i = i0; i < ns; i++)
+            total += len[i];
+        i = i0;
+        for (k = 0; k < 4; k++) {
+            Py_ssize_t first = i;
+            uint64_t goal = total / 4 * (uint64_t)(k + 1);
+            rem[k] = 0;
+            while (i < ns && (k == 3 || acc < goal)) {
+                acc += len[i];
+                rem[k] += (Py_ssize_t)len[i];
+                i++;
+            }
+            I[k] = first;
+            B[k] = i;
+            P[k] = buf + rel[first];
+            E[k] = P[k] + len[first];
+            S[k] = 0;
+        }
+    }
+
+    /* Vote strings [i0, ns) (each wholly inside buf, from buf + rel[i] for len[i]
+       bytes, stepped from the root) into cls[i]. The strings are cut into four runs
+       of about equal bytes, one per lane; rel and len hold ns + 1 entries. */
+    static void offheap_vote_strings(offheap_vote *V, const unsigned char *buf,
+                                     const uint64_t *rel, const uint64_t *len,
+                                     Py_ssize_t i0, Py_ssize_t ns, int64_t *cls,
+                                     uint64_t *stage) {
+        const unsigned char *P[4], *E[4];
+        Py_ssize_t S[4], I[4], B[4], rem[4], n, m, r, i;
+        int k;
+        offheap_vote_lanes(buf, rel, len, i0, ns, P, E, S, I, B, rem);
+        for (;;) {
+            n = OFFHEAP_VOTE_BLOCK;
+            for (k = 0; k < 4; k++)
+                if (rem[k] < n)
+                    n = rem[k];
+            if (n == 0)
+                break;
+            m = offheap_vote_block4(buf, rel, len, P, E, I, S, n, V->trans, V->classes, stage);
+            for (k = 0; k < 4; k++)
+                rem[k] -= n;
+            for (r = 0; r < m; r++) {
+                uint64_t g = stage[r];
+                k = (int)(g >> 62);
+                if (g & OFFHEAP_VOTE_END)
+                    cls[(Py_ssize_t)(g & (OFFHEAP_VOTE_END - 1))] = offheap_vote_close(V, k);
+                else
+                    offheap_vote_out(V, k, (uint32_t)g);
+            }
+        }
+        /* what is left of each lane, alone */
+        for (k = 0; k < 4; k++) {
+            while (I[k] < B[k]) {
+                offheap_vote_run1(V, k, P[k], E[k] - P[k], &S[k]);
+                cls[I[k]] = offheap_vote_close(V, k);
+                i = ++I[k];
+                P[k] = buf + rel[i];
+                E[k] = P[k] + len[i];
+                S[k] = 0;
+            }
+        }
+    }
+
+    /* The fast voter, for up to 64 types. The automaton's states are renumbered so
+       that those reporting matches come last (rows >= thr): staging a step is then a
+       store and a compare-and-add, with no branch to mispredict on the millions of
+       JSON matches. A staged step counts its state once (per-pattern counts are
+       expanded from the states after the scan) and ORs the state's types, as bits of
+       their rank (by priority, then index), into the lane's mask. A string takes its
+       lowest set rank; only when the next set bit has the same priority do votes
+       decide, and the string is then stepped again by the exact voter. */
+    typedef struct {
+        const int32_t *trans, *classes;
+        Py_ssize_t thr;
+        unsigned shift;
+        uint32_t inv;
+        const uint64_t *tmask;
+        int64_t *hist;
+        const int64_t *rank_type, *rank_prio;
+        offheap_vote *V;      /* original tables, lane 0's votes: for ties */
+    } offheap_fvote;
+
+    #define OFFHEAP_FVOTE_STEP(k) {                                             \
+        Py_ssize_t t_ = trans[s##k + classes[*p##k++]];                          \
+        *w = ((uint64_t)(k) << 62) | (uint64_t)t_;                               \
+        w += (t_ >= thr);                                                         \
+        s##k = t_;                                                                 \
+        if (p##k == E[k]) {                                                        \
+            Py_ssize_t i_ = I[k];                                                  \
+            *w++ = ((uint64_t)(k) << 62) | OFFHEAP_VOTE_END | (uint64_t)i_;        \
+            I[k] = ++i_;                                                           \
+            p##k = buf + rel[i_];                                                  \
+            E[k] = p##k + len[i_];                                                 \
+            s##k = 0;                                                              \
+        }                                                                          \
+    }
+
+    static __attribute__((noinline)) Py_ssize_t
+    offheap_fvote_block4(const unsigned char *buf, const uint64_t *rel, const uint64_t *len,
+                         const unsigned char **P, const unsigned char **E, Py_ssize_t *I,
+                         Py_ssize_t *S, Py_ssize_t n, const int32_t *trans,
+                         const int32_t *classes, Py_ssize_t thr, uint64_t *stage) {
+        const unsigned char *p0 = P[0], *p1 = P[1], *p2 = P[2], *p3 = P[3];
+        Py_ssize_t s0 = S[0], s1 = S[1], s2 = S[2], s3 = S[3], j;
+        uint64_t *w = stage;
+        for (j = 0; j < n; j++) {
+            OFFHEAP_FVOTE_STEP(0) OFFHEAP_FVOTE_STEP(1) OFFHEAP_FVOTE_STEP(2) OFFHEAP_FVOTE_STEP(3)
+        }
+        P[0] = p0; P[1] = p1; P[2] = p2; P[3] = p3;
+        S[0] = s0; S[1] = s1; S[2] = s2; S[3] = s3;
+        return w - stage;
+    }
+
+    /* The type of the string p[0:n) from its types' rank bits m (-1: none). */
+    static int64_t offheap_fvote_close(const offheap_fvote *F, uint64_t m,
+                                       const unsigned char *p, Py_ssize_t n) {
+        offheap_vote *V = F->V;
+        int r0, r1;
+        Py_ssize_t s = 0, j, t_;
+        if (!m)
+            return -1;
+        r0 = __builtin_ctzll(m);
+        m &= m - 1;
+        if (!m)
+            return F->rank_type[r0];
+        r1 = __builtin_ctzll(m);
+        if (F->rank_prio[r1] != F->rank_prio[r0])
+            return F->rank_type[r0];
+        /* a tie on priority: count the votes (lane 0, nothing added to counts) */
+        for (j = 0; j < n; j++) {
+            t_ = V->trans[s + V->classes[p[j]]];
+            if (t_ < 0) {
+                uint32_t st;
+                int64_t q, q1, *votes = V->votes;
+                t_ = ~t_;
+                st = ((uint32_t)t_ >> V->shift) * V->inv;
+                for (q = V->out_ptr[st], q1 = V->out_ptr[st + 1]; q < q1; q++) {
+                    int64_t t = V->pat_type[V->out_ids[q]];
+                    if (votes[t]++ == 0)
+                        V->touched[V->ntouched[0]++] = (int32_t)t;
+                }
+            }
+            s = t_;
+        }
+        return offheap_vote_close(V, 0);
+    }
+
+    static void offheap_fvote_strings(offheap_fvote *F, const unsigned char *buf,
+                                      const uint64_t *rel, const uint64_t *len,
+                                      Py_ssize_t i0, Py_ssize_t ns, int64_t *cls,
+                                      uint64_t *stage) {
+        const unsigned char *P[4], *E[4];
+        Py_ssize_t S[4], I[4], B[4], rem[4], n, m, r, i, j, t_;
+        uint64_t mask[4] = {0, 0, 0, 0};
+        int k;
+        offheap_vote_lanes(buf, rel, len, i0, ns, P, E, S, I, B, rem);
+        for (;;) {
+            n = OFFHEAP_VOTE_BLOCK;
+            for (k = 0; k < 4; k++)
+                if (rem[k] < n)
+                    n = rem[k];
+            if (n == 0)
+                break;
+            m = offheap_fvote_block4(buf, rel, len, P, E, I, S, n, F->trans, F->classes,
+                                     F->thr, stage);
+            for (k = 0; k < 4; k++)
+                rem[k] -= n;
+            for (r = 0; r < m; r++) {
+                uint64_t g = stage[r];
+                k = (int)(g >> 62);
+                if (g & OFFHEAP_VOTE_END) {
+                    i = (Py_ssize_t)(g & (OFFHEAP_VOTE_END - 1));
+                    cls[i] = offheap_fvote_close(F, mask[k], buf + rel[i], (Py_ssize_t)len[i]);
+                    mask[k] = 0;
+                } else {
+                    uint32_t st = ((uint32_t)g >> F->shift) * F->inv;
+                    F->hist[st]++;
+                    mask[k] |= F->tmask[st];
+                }
+            }
+        }
+        for (k = 0; k < 4; k++) {
+            while (I[k] < B[k]) {
+                i = I[k];
+                for (j = 0; j < E[k] - P[k]; j++) {
+                    t_ = F->trans[S[k] + F->classes[P[k][j]]];
+                    if (t_ >= F->thr) {
+                        uint32_t st = ((uint32_t)t_ >> F->shift) * F->inv;
+                        F->hist[st]++;
+                        mask[k] |= F->tmask[st];
+                    }
+                    S[k] = t_;
+                }
+                cls[i] = offheap_fvote_close(F, mask[k], buf + rel[i], (Py_ssize_t)len[i]);
+                mask[k] = 0;
+                i = ++I[k];
+                P[k] = buf + rel[i];
+                E[k] = P[k] + len[i];
+                S[k] = 0;
+            }
+        }
+    }
+    """
+    ctypedef struct offheap_vote:
+        const int32_t* trans
+        const int32_t* classes
+        const int32_t* out_ids
+        const int64_t* out_ptr
+        const int64_t* pat_type
+        const int64_t* priority
+        unsigned shift
+        uint32_t inv
+        Py_ssize_t ntypes
+        int64_t* counts
+        int64_t* votes
+        int32_t* touched
+        Py_ssize_t ntouched[4]
+    enum: OFFHEAP_VOTE_BLOCK
+    ctypedef struct offheap_fvote:
+        const int32_t* trans
+        const int32_t* classes
+        Py_ssize_t thr
+        unsigned shift
+        uint32_t inv
+        const uint64_t* tmask
+        int64_t* hist
+        const int64_t* rank_type
+        const int64_t* rank_prio
+        offheap_vote* V
+    void offheap_fvote_strings(offheap_fvote* F, const unsigned char* buf, const uint64_t* rel,
+                               const uint64_t* len, Py_ssize_t i0, Py_ssize_t ns, int64_t* cls,
+                               uint64_t* stage) noexcept nogil
+    void offheap_vote_run1(offheap_vote* V, int k, const unsigned char* p, Py_ssize_t n,
+                           Py_ssize_t* s_io) noexcept nogil
+    int64_t offheap_vote_close(offheap_vote* V, int k) noexcept nogil
+    void offheap_vote_strings(offheap_vote* V, const unsigned char* buf, const uint64_t* rel,
+                              const uint64_t* len, Py_ssize_t i0, Py_ssize_t ns, int64_t* cls,
+                              uint64_t* stage) noexcept nogil
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def vote_strings(const unsigned char[::1] buf, uint64_t base, Py_ssize_t end,
+                 const uint64_t[::1] str_off, const uint64_t[::1] str_len,
+                 const int32_t[::1] trans, const int32_t[::1] classes, int ncls,
+                 const int64_t[::1] out_ptr, const int32_t[::1] out_ids,
+                 const int64_t[::1] pat_type, const int64_t[::1] priority,
+                 int64_t[::1] pat_counts, int64_t[::1] carry,
+                 bint open_run=False, uint64_t open_start=0):
+    """Type of each string (-1: no match in it), as ``string_types`` decides it, from
+    the automaton run over the strings' bytes (tables of ``build_tables``).
+
+    ``buf`` holds the window ``[base, base + end)``; the strings must be sorted, end
+    inside it, and start inside it too, except a first string that continues the run
+    carried from the last window. ``pat_counts`` (one per pattern) gets the matches
+    inside the strings added. ``carry`` (int64, 3 + one per pattern) holds the run
+    still open at the last window's end: [0] 1 if any, [1] its start, [2] the automaton
+    state, then its matches per pattern so far; with ``open_run`` the run that is open
+    at this window's end (from ``open_start``; the string kernel's state says) is
+    stepped and saved there for the next call, else the carry is cleared. A carried
+    run that did not become a string (too short) is dropped with its matches.
+    """
+    cdef Py_ssize_t ns = str_off.shape[0], npat = pat_type.shape[0], ntypes = priority.shape[0]
+    cdef Py_ssize_t nbytes = buf.shape[0], i, k
+    if str_len.shape[0] != ns:
+        raise ValueError("array lengths differ")
+    if not 0 <= end <= nbytes:
+        raise ValueError(f"end {end} is outside the buffer of {nbytes} bytes")
+    if pat_counts.shape[0] != npat or carry.shape[0] != npat + 3:
+        raise ValueError("pat_counts must hold one count per pattern, carry three more")
+    _ac_check_tables(trans, classes, ncls, out_ptr, out_ids, _np.zeros(npat, _np.int32),
+                     _np.zeros(8192, _np.uint8), 0)
+    for i in range(npat):
+        if not 0 <= pat_type[i] < ntypes:
+            raise ValueError("pattern type out of range")
+    if carry[0] and not (0 <= carry[2] < trans.shape[0] and carry[2] % ncls == 0):
+        raise ValueError("carried automaton state out of range")
+    # the strings: sorted, disjoint, inside the window (the first may continue the carry)
+    cdef uint64_t wend = base + <uint64_t>end, prev = 0
+    cdef Py_ssize_t i0 = 0
+    cdef bint continues = ns > 0 and str_off[0] < base
+    if continues and not (carry[0] and <uint64_t>carry[1] == str_off[0]):
+        raise ValueError("a string starts before the window but no run was carried for it")
+    for i in range(ns):
+        if str_len[i] == 0 or str_off[i] + str_len[i] > wend or str_off[i] + str_len[i] < str_off[i] \
+                or (i and str_off[i] < prev) or (i and str_off[i] < base):
+            raise ValueError(f"string {i} is empty, unsorted or outside the window")
+        prev = str_off[i] + str_len[i]
+    if open_run and (open_start > wend or (open_start < base and not (
+            carry[0] and <uint64_t>carry[1] == open_start)) or (ns and open_start < prev)):
+        raise ValueError("the open run must start after the strings, inside the window or carried")
+
+    shift, inv = _ac_divisor(ncls)
+    cdef offheap_vote V
+    V.trans = &trans[0]
+    V.classes = &classes[0]
+    V.out_ptr = &out_ptr[0]
+    V.out_ids = &out_ids[0] if out_ids.shape[0] else NULL
+    V.pat_type = &pat_type[0] if npat else NULL
+    V.priority = &priority[0] if ntypes else NULL
+    V.shift = shift
+    V.inv = inv
+    V.ntypes = max(ntypes, 1)
+    for k in range(4):
+        V.ntouched[k] = 0
+    votes = _np.zeros(4 * V.ntypes, _np.int64)
+    touched = _np.zeros(4 * V.ntypes, _np.int32)
+    counts = _np.zeros(max(npat, 1), _np.int64)
+    # one entry past the last string: a lane moving on from its last string reads it
+    rel = _np.zeros(ns + 1, _np.uint64)
+    rel[:ns] = _np.asarray(str_off) - _np.uint64(base)
+    if continues:
+        rel[0] = 0
+    lens = _np.zeros(ns + 1, _np.uint64)
+    lens[:ns] = str_len
+    cls = _np.full(ns, -1, dtype=_np.int64)
+    stage = _np.empty(8 * OFFHEAP_VOTE_BLOCK, dtype=_np.uint64)
+    cdef int64_t[::1] vv = votes, cv = counts, cl = cls
+    cdef int32_t[::1] tv = touched
+    cdef const uint64_t[::1] rv = rel
+    cdef const uint64_t[::1] lv = lens
+    V.votes = &vv[0]
+    V.touched = &tv[0]
+    V.counts = &cv[0]
+    cdef const unsigned char *bp = &buf[0] if nbytes else <const unsigned char *>_EMPTY
+    cdef Py_ssize_t state
+    cdef uint64_t *sp = <uint64_t *>_np_data(stage)
+
+    if continues:
+        # the carried run became string 0: its votes so far, then the rest of it
+        _vote_carry_in(&V, carry)
+        state = carry[2]
+        with nogil:
+            offheap_vote_run1(&V, 0, bp, <Py_ssize_t>(str_off[0] + str_len[0] - base), &state)
+            cl[0] = offheap_vote_close(&V, 0)
+        i0 = 1
+    cdef offheap_fvote F
+    cdef const int32_t[::1] t2v
+    cdef const uint64_t[::1] tmv
+    cdef int64_t[::1] hv
+    cdef const int64_t[::1] rtv, rpv
+    if ns > i0 and ntypes <= 64:
+        trans2, thr, tmask, rank_type, rank_prio, new_of = _fast_tables(
+            trans, ncls, out_ptr, out_ids, pat_type, priority)
+        hist = _np.zeros(len(tmask), _np.int64)
+        t2v, tmv, hv, rtv, rpv = trans2, tmask, hist, rank_type, rank_prio
+        F.trans = &t2v[0]
+        F.classes = &classes[0]
+        F.thr = thr
+        F.shift = shift
+        F.inv = inv
+        F.tmask = &tmv[0]
+        F.hist = &hv[0]
+        F.rank_type = &rtv[0]
+        F.rank_prio = &rpv[0]
+        F.V = &V
+        with nogil:
+            offheap_fvote_strings(&F, bp, &rv[0], &lv[0], i0, ns, &cl[0], sp)
+        # per-pattern counts from the states' counts
+        op = _np.asarray(out_ptr)
+        per_out = _np.repeat(hist[new_of], _np.diff(op))
+        if len(per_out):
+            counts += _np.bincount(_np.asarray(out_ids), weights=per_out,
+                                   minlength=len(counts)).astype(_np.int64)[:len(counts)]
+    elif ns > i0:
+        with nogil:
+            offheap_vote_strings(&V, bp, &rv[0], &lv[0], i0, ns, &cl[0], sp)
+    for k in range(npat):
+        pat_counts[k] += cv[k]
+    if open_run:
+        # step the open run to the window's end; its matches wait in the carry
+        cv[:] = 0
+        if open_start < base:
+            for k in range(npat):
+                cv[k] = carry[3 + k]
+            state = carry[2]
+            i = 0
+        else:
+            state = 0
+            i = <Py_ssize_t>(open_start - base)
+        with nogil:
+            offheap_vote_run1(&V, 0, bp + i, end - i, &state)
+        offheap_vote_close(&V, 0)
+        carry[0] = 1
+        carry[1] = <int64_t>open_start
+        carry[2] = state
+        for k in range(npat):
+            carry[3 + k] = cv[k]
+    else:
+        carry[:] = 0
+    return cls
+
+
+cdef void _vote_carry_in(offheap_vote *V, int64_t[::1] carry):
+    # lane 0 takes the carried run's matches: counted, and voted for by type
+    cdef Py_ssize_t k, npat = carry.shape[0] - 3
+    cdef int64_t c, t
+    for k in range(npat):
+        c = carry[3 + k]
+        if c:
+            V.counts[k] += c
+            t = V.pat_type[k]
+            if V.votes[t] == 0:
+                V.touched[V.ntouched[0]] = <int32_t>t
+                V.ntouched[0] += 1
+            V.votes[t] += c
+
+
+def _fast_tables(trans, int ncls, out_ptr, out_ids, pat_type, priority):
+    """The automaton renumbered for offheap_fvote_strings: states with output last
+    (rows from ``thr`` on), no sign bits; per state its types as bits of their rank
+    (by priority, highest first, then index); rank -> type and rank -> priority; and
+    the new number of each state."""
+    t = _np.asarray(trans)
+    op = _np.asarray(out_ptr)
+    nst = len(t) // ncls
+    has_out = op[1:] > op[:-1]
+    rows = _np.where(t < 0, ~t, t) // ncls
+    if not _np.array_equal(t < 0, has_out[rows]):
+        raise ValueError("trans sign bits disagree with out_ptr")
+    order = _np.concatenate([_np.flatnonzero(~has_out), _np.flatnonzero(has_out)])
+    new_of = _np.empty(nst, _np.int64)
+    new_of[order] = _np.arange(nst)
+    trans2 = (new_of[rows] * ncls).astype(_np.int32).reshape(nst, ncls)[order].ravel()
+    thr = int((~has_out).sum()) * ncls
+    prio = _np.asarray(priority)
+    rank_type = _np.array(sorted(range(len(prio)), key=lambda x: (-int(prio[x]), x)), _np.int64)
+    rank_of = _np.empty(len(prio), _np.int64)
+    rank_of[rank_type] = _np.arange(len(prio))
+    bits = _np.left_shift(_np.uint64(1), rank_of[_np.asarray(pat_type)[_np.asarray(out_ids)]].astype(_np.uint64)) \
+        if len(out_ids) else _np.empty(0, _np.uint64)
+    state_of_out = _np.repeat(_np.arange(nst), _np.diff(op))
+    tmask_old = _np.zeros(nst, _np.uint64)
+    _np.bitwise_or.at(tmask_old, state_of_out, bits)
+    tmask = tmask_old[order]
+    return trans2, thr, tmask, rank_type, _np.ascontiguousarray(prio[rank_type], _np.int64), new_of
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def tally_classes(int64_t[::1] cls, const uint64_t[::1] lengths, int64_t other,
+                  int64_t[::1] class_bytes, int64_t[::1] class_strings):
+    """Give the strings no type named (class -1) class ``other``, in place, and add
+    each class's bytes and strings to ``class_bytes`` and ``class_strings``. Returns
+    this call's strings per class. One pass, where numpy takes three."""
+    cdef Py_ssize_t n = cls.shape[0], nc = class_bytes.shape[0], i
+    if lengths.shape[0] != n or class_strings.shape[0] != nc:
+        raise ValueError("array lengths differ")
+    if not 0 <= other < nc:
+        raise ValueError("other must be a class index")
+    here = _np.zeros(nc, _np.int64)
+    cdef int64_t[::1] h = here
+    cdef int64_t c
+    cdef bint bad = False
+    with nogil:
+        for i in range(n):
+            c = cls[i]
+            if c < 0:
+                c = other
+                cls[i] = c
+            if c >= nc:
+                bad = True
+                break
+            class_bytes[c] += <int64_t>lengths[i]
+            h[c] += 1
+        if not bad:
+            for i in range(nc):
+                class_strings[i] += h[i]
+    if bad:
+        raise ValueError("class out of range")
+    return here

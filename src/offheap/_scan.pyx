@@ -7,6 +7,7 @@ has a pure-Python twin with the same functions in ``_scan_py.py``. Kernels take
 in ``noexcept nogil`` helpers and return numpy arrays.
 """
 
+include "_simd.pxi"
 include "_strings.pxi"
 include "_match.pxi"
 include "_heap.pxi"

@@ -1,8 +1,12 @@
 """Attribute every byte of a dump to one class: a payload type, other text, zero or binary.
 
 The question is not "which strings are in this dump" but "what fills it". A dump is
-scanned window by window: the string kernel finds the text runs, the matching kernel
-finds every signature pattern, and numpy joins the two:
+scanned window by window: the string kernel finds the text runs, then either the
+automaton steps through those strings alone and votes as it goes (``vote_strings``:
+for signatures whose patterns match every few bytes, such as the built-ins' JSON
+pieces), or the matching kernel finds every match in the window and they are joined
+to the strings (``ac_scan`` + ``string_types``: for patterns it can skip to, such as
+user signatures). The two give the same result:
 
 * a **string** whose bytes contain matches of one or more payload types takes the
   type with the highest priority; on a tie the type with more matches inside the
@@ -11,7 +15,9 @@ finds every signature pattern, and numpy joins the two:
 * the bytes outside strings are **zero** (0x00) or **binary** (everything else).
 
 The classes add up to the dump's size exactly. Per type the report also gives string
-and match counts, match counts per pattern, example offsets (and virtual addresses when
+and match counts, match counts per pattern (the matches inside strings: the text
+being attributed; a pattern's matches in a string another type takes count too),
+example offsets (and virtual addresses when
 the dump's base address is known), and the top *templates*: the strings with their
 variable parts masked (``normalize_template``), counted — the ``strings | sort | uniq
 -c | sort -rn`` step over payload types. Memory is bounded by the window, whatever the
@@ -170,17 +176,25 @@ class TemplateCounter:
 
 
 class _Reader:
-    """Reads example strings back from the source, after the scan."""
+    """Reads example strings back from the source, after the scan (a file is opened
+    once, at the first read, and closed by ``close``)."""
 
     def __init__(self, source: Source):
         self.source = source
+        self.fd: int | None = None
 
     def read(self, offset: int, length: int) -> bytes:
         if _is_path(self.source):
-            with open(self.source, "rb", buffering=0) as f:
-                return os.pread(f.fileno(), length, offset)
+            if self.fd is None:
+                self.fd = os.open(self.source, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            return os.pread(self.fd, length, offset)
         with memoryview(self.source) as mv:
             return bytes(mv.cast("B")[offset:offset + length])
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 def _text_of(raw: bytes, limit: int = 400) -> str:
@@ -189,7 +203,8 @@ def _text_of(raw: bytes, limit: int = 400) -> str:
 
 def attribute(source: Source, signatures: Signatures | None = None, *, min_len: int = DEFAULT_MIN_LEN,
               base_address: int | None = None, top: int = 10, window: int = DEFAULT_WINDOW,
-              name: str | None = None, keep_strings: bool = False) -> Attribution:
+              name: str | None = None, keep_strings: bool = False,
+              method: str | None = None) -> Attribution:
     """Attribute every byte of ``source`` (path, bytes or mmap) to a payload type of
     ``signatures`` (default: the built-in recognisers), other text, zero or binary.
 
@@ -197,6 +212,10 @@ def attribute(source: Source, signatures: Signatures | None = None, *, min_len: 
     the examples; ``top`` bounds the templates kept per type. ``keep_strings`` keeps
     every string's offset, length and class (memory grows with the dump: meant for
     heaps of at most 64 MiB, whose chunks ``heap.attribute`` then types).
+    ``method`` picks how matches meet strings, for tests and benchmarks (the results
+    are the same): "vote" steps the automaton over the strings alone and votes as it
+    goes, "join" finds every match in the window and joins them to the strings; by
+    default the faster for the signatures (see ``_method_for``).
     """
     check_options(min_len, "s")
     if top < 0:
@@ -206,8 +225,6 @@ def attribute(source: Source, signatures: Signatures | None = None, *, min_len: 
     size = _source_size(source)
     _check_size(label, size, 1, 1)
     pset = sigs.pattern_set()
-    tables = pset.tables.kernel_args()
-    pat_len = pset.lengths.astype(np.int64)
     pat_type = sigs.pattern_type.astype(np.int64)
     priority = np.array([t.priority for t in sigs.types], dtype=np.int64)
     ntypes = len(sigs.types)
@@ -215,7 +232,6 @@ def attribute(source: Source, signatures: Signatures | None = None, *, min_len: 
 
     type_bytes = np.zeros(ntypes + 1, np.int64)
     type_strings = np.zeros(ntypes + 1, np.int64)
-    type_matches = np.zeros(ntypes, np.int64)
     pattern_matches = np.zeros(len(sigs.patterns), np.int64)
     examples: list[list[int]] = [[] for _ in range(ntypes + 1)]
     nstrings_total = 0
@@ -224,94 +240,81 @@ def attribute(source: Source, signatures: Signatures | None = None, *, min_len: 
     kernels = _impl.kernels()
     str_state = np.zeros(4, dtype=np.uint64)
     zeros = np.zeros(1, dtype=np.uint64)
-    ac_state = 0
-    carry_off = np.empty(0, np.uint64)      # matches inside the string still open
-    carry_pid = np.empty(0, np.int32)
+    if method is None:
+        method = _method_for(kernels, pset)
+    elif method not in ("vote", "join"):
+        raise InputError(f"method must be 'vote' or 'join', not {method!r}")
+    voter = _Voter(kernels, pset, pat_type, priority, pattern_matches) if method == "vote" else \
+        _Joiner(kernels, pset, pat_type, priority, pattern_matches)
     reader = _Reader(source)
-    kept: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    try:
+        kept: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 
-    for w in windows(source, window):
-        # the string kernel counts the zero bytes too: one pass over the window, not two
-        offs, lens = kernels.find_strings(w.buf, w.begin, w.end, w.final, min_len, "s", False,
-                                          w.base, str_state, zeros)
-        m_off, m_pid, ac_state = kernels.ac_scan(w.buf, w.begin, w.end, *tables, ac_state, w.base)
+        for w in windows(source, window):
+            # the string kernel counts the zero bytes too: one pass over the window, not two
+            offs, lens = kernels.find_strings(w.buf, w.begin, w.end, w.final, min_len, "s", False,
+                                              w.base, str_state, zeros)
+            cls = voter.types(w, offs, lens, bool(str_state[0]), int(str_state[1]))
+            if len(offs):
+                nstrings_total += len(offs)
+                # untyped strings become "other text"; bytes and strings per class
+                present = kernels.tally_classes(cls, lens, other, type_bytes, type_strings)
+                _add_examples(examples, cls, offs, present)
+                hashes = _hashes(kernels, w, offs, lens, reader)
+                templates.add(cls, hashes, offs, lens)
+                if keep_strings:
+                    kept.append((offs, lens, cls))
 
-        if len(carry_off):
-            all_off = np.concatenate([carry_off, m_off])
-            all_pid = np.concatenate([carry_pid, m_pid])
-        else:  # the usual case: no copy of millions of matches
-            all_off, all_pid = m_off, m_pid
-        # also counts this window's matches per pattern (the carried ones were counted)
-        cls, per_type = kernels.string_types(offs, lens, all_off, all_pid, pat_len, pat_type, priority,
-                                             pattern_matches, len(all_off) - len(m_off))
-        type_matches += per_type[:ntypes]
-        cls[cls < 0] = other
+        # every match counted lies in a string that names one type or another
+        type_matches = np.bincount(pat_type, weights=pattern_matches, minlength=ntypes)[:ntypes].astype(np.int64)
+        text_bytes = int(type_bytes.sum())
+        class_bytes = {t.name: int(type_bytes[i]) for i, t in enumerate(sigs.types)}
+        class_bytes[OTHER_TEXT] = int(type_bytes[other])
+        zero_bytes = int(zeros[0])
+        class_bytes[ZERO] = zero_bytes
+        class_bytes[BINARY] = size - text_bytes - zero_bytes
 
-        if str_state[0]:
-            open_start = int(str_state[1])
-            keep = all_off >= open_start
-            carry_off, carry_pid = all_off[keep], all_pid[keep]
-        else:
-            carry_off, carry_pid = carry_off[:0], carry_pid[:0]
+        def report(i: int, name: str) -> TypeReport:
+            r = TypeReport(name=name, bytes=int(type_bytes[i]), strings=int(type_strings[i]),
+                           share=(int(type_bytes[i]) / size) if size else 0.0)
+            r.example_offsets = examples[i]
+            if base_address is not None:
+                r.example_addresses = [base_address + o for o in examples[i]]
+            for j in templates.top(i, top).tolist():
+                off, ln = int(templates.ex_off[j]), int(templates.ex_len[j])
+                raw = reader.read(off, ln)
+                r.templates.append(TemplateReport(
+                    template=_text_of(normalize_template(raw)), count=int(templates.count[j]),
+                    bytes=int(templates.nbytes[j]), example_offset=off,
+                    example_address=None if base_address is None else base_address + off,
+                    example=_text_of(raw)))
+            return r
 
-        if len(offs):
-            nstrings_total += len(offs)
-            # bincount, not np.add.at (several times slower); float64 weights are exact
-            # for sums below 2**53 bytes
-            type_bytes += np.bincount(cls, weights=lens, minlength=ntypes + 1).astype(np.int64)
-            type_strings += np.bincount(cls, minlength=ntypes + 1)
-            _add_examples(examples, cls, offs)
-            hashes = _hashes(kernels, w, offs, lens, reader)
-            templates.add(cls, hashes, offs, lens)
-            if keep_strings:
-                kept.append((offs, lens, cls))
-
-    text_bytes = int(type_bytes.sum())
-    class_bytes = {t.name: int(type_bytes[i]) for i, t in enumerate(sigs.types)}
-    class_bytes[OTHER_TEXT] = int(type_bytes[other])
-    zero_bytes = int(zeros[0])
-    class_bytes[ZERO] = zero_bytes
-    class_bytes[BINARY] = size - text_bytes - zero_bytes
-
-    def report(i: int, name: str) -> TypeReport:
-        r = TypeReport(name=name, bytes=int(type_bytes[i]), strings=int(type_strings[i]),
-                       share=(int(type_bytes[i]) / size) if size else 0.0)
-        r.example_offsets = examples[i]
-        if base_address is not None:
-            r.example_addresses = [base_address + o for o in examples[i]]
-        for j in templates.top(i, top).tolist():
-            off, ln = int(templates.ex_off[j]), int(templates.ex_len[j])
-            raw = reader.read(off, ln)
-            r.templates.append(TemplateReport(
-                template=_text_of(normalize_template(raw)), count=int(templates.count[j]),
-                bytes=int(templates.nbytes[j]), example_offset=off,
-                example_address=None if base_address is None else base_address + off,
-                example=_text_of(raw)))
-        return r
-
-    types = []
-    for i, t in enumerate(sigs.types):
-        r = report(i, t.name)
-        r.matches = int(type_matches[i])
-        r.pattern_matches = {
-            sigs.patterns[p].decode("latin-1"): int(pattern_matches[p])
-            for p in np.flatnonzero(sigs.pattern_type == i).tolist()}
-        types.append(r)
-    types.sort(key=lambda r: -r.bytes)
-    result = Attribution(source=label, size=size, base_address=base_address, min_len=min_len,
-                         class_bytes=class_bytes, types=types, other_text=report(other, OTHER_TEXT),
-                         strings=nstrings_total)
-    if keep_strings:
-        result.string_offsets = np.concatenate([k[0] for k in kept]) if kept else np.empty(0, np.uint64)
-        result.string_lengths = np.concatenate([k[1] for k in kept]) if kept else np.empty(0, np.uint64)
-        result.string_classes = np.concatenate([k[2] for k in kept]) if kept else np.empty(0, np.int64)
-    return result
+        types = []
+        for i, t in enumerate(sigs.types):
+            r = report(i, t.name)
+            r.matches = int(type_matches[i])
+            r.pattern_matches = {
+                sigs.patterns[p].decode("latin-1"): int(pattern_matches[p])
+                for p in np.flatnonzero(sigs.pattern_type == i).tolist()}
+            types.append(r)
+        types.sort(key=lambda r: -r.bytes)
+        result = Attribution(source=label, size=size, base_address=base_address, min_len=min_len,
+                             class_bytes=class_bytes, types=types, other_text=report(other, OTHER_TEXT),
+                             strings=nstrings_total)
+        if keep_strings:
+            result.string_offsets = np.concatenate([k[0] for k in kept]) if kept else np.empty(0, np.uint64)
+            result.string_lengths = np.concatenate([k[1] for k in kept]) if kept else np.empty(0, np.uint64)
+            result.string_classes = np.concatenate([k[2] for k in kept]) if kept else np.empty(0, np.int64)
+        return result
+    finally:
+        reader.close()
 
 
-def _add_examples(examples: list[list[int]], cls: np.ndarray, offs: np.ndarray) -> None:
-    """Keep the first EXAMPLES offsets of each class. Looks at a prefix first: scanning
-    the whole window once per class costs more than the rest of the bookkeeping."""
-    present = np.bincount(cls, minlength=len(examples))
+def _add_examples(examples: list[list[int]], cls: np.ndarray, offs: np.ndarray, present: np.ndarray) -> None:
+    """Keep the first EXAMPLES offsets of each class (``present``: the window's strings
+    per class). Looks at a prefix first: scanning the whole window once per class
+    costs more than the rest of the bookkeeping."""
     missing = [c for c in range(len(examples)) if len(examples[c]) < EXAMPLES and present[c]]
     if not missing:
         return
@@ -333,3 +336,61 @@ def _hashes(kernels, w, offs: np.ndarray, lens: np.ndarray, reader: _Reader) -> 
     head = kernels.template_hashes(first, int(offs[0]), offs[:1], lens[:1])
     rest = kernels.template_hashes(w.buf, w.base, offs[1:], lens[1:])
     return np.concatenate([head, rest])
+
+
+def _method_for(kernels, pset) -> str:
+    """"join" when the matching kernel finds these patterns without stepping every
+    byte (a SIMD search or a root skip: few matches, found fast), else "vote"."""
+    plan = getattr(kernels, "_ac_plan", None)
+    if plan is not None:
+        return "join" if plan(*pset.tables.kernel_args()) != "lanes" else "vote"
+    skip = getattr(kernels, "_ac_skip_plan", None)
+    t = pset.tables
+    if skip is not None and skip(t.trans, t.classes, t.ncls) is not None:
+        return "join"
+    return "vote"
+
+
+class _Voter:
+    """Types a window's strings with ``vote_strings``: the automaton steps the strings'
+    bytes only and counts as it goes; the run still open at the window's end is
+    carried (its state and matches) until it ends."""
+
+    def __init__(self, kernels, pset, pat_type, priority, counts):
+        self.k = kernels
+        t = pset.tables
+        self.args = (t.trans, t.classes, t.ncls, t.out_ptr, t.out_ids, pat_type, priority, counts)
+        self.carry = np.zeros(len(pat_type) + 3, np.int64)
+
+    def types(self, w, offs, lens, open_run: bool, open_start: int) -> np.ndarray:
+        return self.k.vote_strings(w.buf, w.base, w.end, offs, lens, *self.args, self.carry,
+                                   open_run, open_start)
+
+
+class _Joiner:
+    """Types a window's strings from every match in it (``ac_scan``) joined to them
+    (``string_types``); the matches inside the run still open at the window's end wait
+    for the next window."""
+
+    def __init__(self, kernels, pset, pat_type, priority, counts):
+        self.k = kernels
+        self.tables = pset.tables.kernel_args()
+        self.pat_len = pset.lengths.astype(np.int64)
+        self.pat_type, self.priority, self.counts = pat_type, priority, counts
+        self.state = 0
+        self.carry_off = np.empty(0, np.uint64)
+        self.carry_pid = np.empty(0, np.int32)
+
+    def types(self, w, offs, lens, open_run: bool, open_start: int) -> np.ndarray:
+        m_off, m_pid, self.state = self.k.ac_scan(w.buf, w.begin, w.end, *self.tables, self.state, w.base)
+        if len(self.carry_off):
+            m_off = np.concatenate([self.carry_off, m_off])
+            m_pid = np.concatenate([self.carry_pid, m_pid])
+        cls, _ = self.k.string_types(offs, lens, m_off, m_pid, self.pat_len, self.pat_type,
+                                     self.priority, self.counts)
+        if open_run:
+            keep = m_off >= open_start
+            self.carry_off, self.carry_pid = m_off[keep], m_pid[keep]
+        else:
+            self.carry_off, self.carry_pid = self.carry_off[:0], self.carry_pid[:0]
+        return cls

@@ -405,13 +405,41 @@ def load_signatures(path: str | os.PathLike, *, base: Signatures | None = None) 
 def load_for_cli(path: str | None, *, builtins: bool = True) -> Signatures:
     """What a ``--signatures FILE`` option means: the file combined with the built-ins
     (by the file's ``mode``), or the built-ins alone without a file. ``builtins=False``
-    (e.g. ``--no-builtins``) makes the file's types the whole set."""
+    (e.g. ``--no-builtins``) makes the file's types the whole set. Patterns that can
+    never match (see ``untextual``) get a warning line on stderr each."""
     base = builtin() if builtins else Signatures((), "<none>")
     if path is None:
         if not builtins:
             raise InputError("no signatures: give a signature file or keep the built-ins")
         return base
-    return load_signatures(path, base=base)
+    sigs = load_signatures(path, base=base)
+    for line in untextual(sigs):
+        print(f"offheap: warning: {path}: {line}", file=sys.stderr)
+    return sigs
+
+
+# What a text string is made of: GNU strings' default alphabet (tab and 0x20-0x7e),
+# the strings attribution types. A pattern with any other byte lies in no string.
+TEXT_BYTES = frozenset(b"\t" + bytes(range(0x20, 0x7F)))
+
+
+def untextual(sigs: Signatures) -> list[str]:
+    """One line per pattern holding a byte no text string holds (a NUL, a newline,
+    a UTF-8 or binary byte): matches are counted, and vote, inside strings only, so
+    such a pattern can never match.
+
+    >>> print(*untextual(Signatures((PayloadType("rec", [b"\\x00REC", b"REC:"]),))))
+    type 'rec': pattern '\\x00REC' holds byte 0x00, which no text string holds: it can never match
+    """
+    out = []
+    for t in sigs.types:
+        for p in t.patterns:
+            bad = next((b for b in p if b not in TEXT_BYTES), None)
+            if bad is not None:
+                shown = "".join(chr(b) if b in TEXT_BYTES and b != 0x5C else f"\\x{b:02x}" for b in p)
+                out.append(f"type {t.name!r}: pattern '{shown}' holds byte 0x{bad:02x}, "
+                           "which no text string holds: it can never match")
+    return out
 
 
 def types_table(sigs: Signatures) -> Sequence[tuple[str, int, int]]:
