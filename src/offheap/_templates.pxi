@@ -376,6 +376,269 @@ cdef extern from *:
             }
         }
     }
+    #if defined(__x86_64__) && defined(__GNUC__)
+    #include <immintrin.h>
+    #define OFFHEAP_TPL_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi,avx512vbmi2,bmi,bmi2,popcnt,lzcnt")))
+
+    /* Masked text of one string, 64 bytes at a time, from bit masks of the chunk's
+       letters, digits, quotes and spaces (bit k = byte k):
+       - tokens are the runs of the letter|digit mask; a run is variable when it holds a
+         digit or its start begins 17 alnum bytes. Adding each run's start to the mask of
+         its "fine" letters carries to the byte after the run when the run is fine, and
+         stops inside it otherwise; pext/pdep carry that verdict back to the run starts.
+       - a quote k opens a free-text string when the bytes up to quote k+1 hold a space,
+         unless quote k closed one itself: in runs of such quotes (counted as quotes, by
+         pext), every other one opens, starting with the run's first.
+       A token or quoted string cut by the chunk's end is left to the next chunk, which
+       starts at that token or quote (so every chunk starts with its first quote free to
+       open), except a token already 17 bytes long: it is variable, and the next chunk
+       drops its rest. A quote with no other quote in the 64 bytes that follow it is
+       resolved by a scan for its closing quote. */
+    OFFHEAP_TPL_AVX512
+    static inline uint64_t offheap_tpl_tail(uint64_t h, const unsigned char *out, Py_ssize_t pos, uint64_t total) {
+        Py_ssize_t len = pos & ~(Py_ssize_t)7;
+        h = offheap_tpl_words(h, out, len >> 3);
+        if (pos > len) {
+            uint64_t w;
+            memcpy(&w, out + len, 8);
+            w = _bzhi_u64(w, (unsigned)(8 * (pos - len)));
+            h = (h ^ w) * OFFHEAP_TPL_MIX;
+            h ^= h >> 29;
+        }
+        h = (h ^ total) * OFFHEAP_TPL_MIX;
+        return h ^ (h >> 32);
+    }
+
+    OFFHEAP_TPL_AVX512
+    static uint64_t offheap_template_hash1_avx512(const unsigned char *p, Py_ssize_t n) {
+        unsigned char out[OFFHEAP_TPL_BUF + 128];
+        uint64_t h = 0x6A09E667F3BCC908ULL, total = 0, carry = 0;
+        Py_ssize_t i = 0, pos = 0;
+        const __m512i lower = _mm512_set1_epi8(0x20), a = _mm512_set1_epi8('a'),
+                      zero = _mm512_set1_epi8('0'), quote = _mm512_set1_epi8('"'),
+                      space = _mm512_set1_epi8(' '), hashc = _mm512_set1_epi8('#'),
+                      n25 = _mm512_set1_epi8(25), n9 = _mm512_set1_epi8(9);
+        const uint64_t E = 0x5555555555555555ULL;
+        while (i < n) {
+            Py_ssize_t rem = n - i;
+            int more = rem >= 64;
+            uint64_t valid = more ? ~0ULL : _bzhi_u64(~0ULL, (unsigned)rem);
+            __m512i v = _mm512_maskz_loadu_epi8(valid, p + i);
+            uint64_t L = _mm512_cmple_epu8_mask(_mm512_sub_epi8(_mm512_or_si512(v, lower), a), n25);
+            uint64_t D = _mm512_cmple_epu8_mask(_mm512_sub_epi8(v, zero), n9);
+            uint64_t Q = _mm512_cmpeq_epi8_mask(v, quote);
+            uint64_t A = L | D;
+            unsigned cut = 64;
+            uint64_t cont = carry ? A & ~(A + 1) : 0;
+            if (cont == ~0ULL) {          /* the whole chunk continues a variable token */
+                i += 64;
+                continue;
+            }
+            uint64_t Sx = A & ~((A << 1) | carry);
+            uint64_t cout = 0;
+            if (more && (A >> 63)) {
+                unsigned lead = (unsigned)_lzcnt_u64(~A);
+                if (lead > 16)
+                    cout = 1;
+                else
+                    cut = 64 - lead;
+            }
+            uint64_t QR = 0, QS = 0;
+            if (Q) {
+                uint64_t S = _mm512_cmpeq_epi8_mask(v, space), closers = 0;
+                if (S) {
+                    uint64_t QS_all = Q | S;
+                    uint64_t qs = _pext_u64(Q, QS_all);
+                    unsigned hiq = 63 - (unsigned)_lzcnt_u64(qs);
+                    uint64_t spacey = qs & ~(qs >> 1) & _bzhi_u64(~0ULL, hiq);
+                    if (spacey) {
+                        uint64_t s = _pext_u64(spacey, qs);
+                        uint64_t rs = s & ~(s << 1);
+                        uint64_t Re = s & ~(s + (rs & E));
+                        uint64_t m = (Re & E) | (s & ~Re & ~E);
+                        uint64_t openers = _pdep_u64(m, Q);
+                        closers = _pdep_u64(m << 1, Q);
+                        QS = openers << 1;
+                        QR = closers - QS;
+                    }
+                }
+                unsigned qlast = 63 - (unsigned)_lzcnt_u64(Q);
+                if (more && !((closers >> qlast) & 1)) {
+                    if (qlast == 0) {
+                        /* a quote with no other in the 64 bytes after it: find its closing
+                           quote, noting a space before it */
+                        Py_ssize_t j = i + 1;
+                        int sp = 0;
+                        for (;;) {
+                            Py_ssize_t r2 = n - j;
+                            if (r2 <= 0) { j = -1; break; }
+                            uint64_t va = r2 >= 64 ? ~0ULL : _bzhi_u64(~0ULL, (unsigned)r2);
+                            __m512i w = _mm512_maskz_loadu_epi8(va, p + j);
+                            uint64_t q2 = _mm512_cmpeq_epi8_mask(w, quote);
+                            uint64_t s2 = _mm512_cmpeq_epi8_mask(w, space);
+                            if (q2) {
+                                sp |= (s2 & (_blsi_u64(q2) - 1)) != 0;
+                                j += (Py_ssize_t)_tzcnt_u64(q2);
+                                break;
+                            }
+                            sp |= s2 != 0;
+                            j += 64;
+                        }
+                        if (j >= 0 && sp) {
+                            out[pos] = '"'; out[pos + 1] = '#'; out[pos + 2] = '"';
+                            pos += 3;
+                            i = j + 1;
+                        } else {
+                            out[pos++] = '"';
+                            i += 1;
+                        }
+                        carry = 0;
+                        goto flush;
+                    }
+                    cut = qlast;
+                    cout = 0;
+                }
+            }
+            {
+                /* T: bytes that begin 17 letters or digits */
+                uint64_t T = A & (A >> 1);
+                T &= T >> 2;
+                T &= T >> 4;
+                T &= T >> 8;
+                T &= A >> 16;
+                uint64_t fine = L & ~(Sx & T);
+                uint64_t landG = (fine + Sx) & ~A;
+                uint64_t ends = (A + Sx) & ~A;
+                uint64_t Sgood = _pdep_u64(_pext_u64(landG, ends), Sx);
+                uint64_t Sbad = Sx & ~Sgood;
+                uint64_t bad = A & ~(A + Sbad);
+                uint64_t drop = ((bad & ~Sbad) | cont) & ~QR;
+                uint64_t hpos = (Sbad & ~QR) | QS;
+                drop |= QR & ~QS;
+                uint64_t keep = valid & _bzhi_u64(~0ULL, cut) & ~drop;
+                __m512i o = _mm512_mask_blend_epi8(hpos, v, hashc);
+                _mm512_storeu_si512((void *)(out + pos), _mm512_maskz_compress_epi8(keep, o));
+                pos += (Py_ssize_t)_mm_popcnt_u64(keep);
+                i += cut;
+                carry = cout;
+            }
+        flush:
+            if (pos > OFFHEAP_TPL_BUF - 64) {
+                Py_ssize_t len = pos & ~(Py_ssize_t)7;
+                h = offheap_tpl_words(h, out, len >> 3);
+                total += (uint64_t)len;
+                memcpy(out, out + len, 8);
+                pos -= len;
+            }
+        }
+        return offheap_tpl_tail(h, out, pos, total + (uint64_t)pos);
+    }
+    /* The memo key of a string from its 64-byte chunks (any hash would do: a key only
+       picks the memo slot, and a hit is confirmed byte for byte): per 64-bit lane, the
+       product of its two halves after a constant is mixed in, as xxh3 accumulates. The
+       first three chunks are loaded whatever the length (masked loads of nothing are
+       free), so the common lengths take no branch. */
+    OFFHEAP_TPL_AVX512
+    static inline __m512i offheap_tpl_acc(__m512i acc, __m512i c, __m512i k) {
+        __m512i d = _mm512_xor_si512(c, k);
+        acc = _mm512_add_epi64(acc, _mm512_mul_epu32(d, _mm512_srli_epi64(d, 32)));
+        return _mm512_add_epi64(acc, _mm512_shuffle_epi32(c, _MM_PERM_BADC));
+    }
+    OFFHEAP_TPL_AVX512
+    static inline uint64_t offheap_tpl_chunkmask(Py_ssize_t n, Py_ssize_t j) {
+        Py_ssize_t r = n - j;
+        return r <= 0 ? 0 : r >= 64 ? ~0ULL : _bzhi_u64(~0ULL, (unsigned)r);
+    }
+
+    OFFHEAP_TPL_AVX512
+    static void offheap_template_hashes1_avx512(const unsigned char *p, uint64_t base,
+                                                const uint64_t *offsets, const uint64_t *lengths,
+                                                Py_ssize_t count, uint64_t *out,
+                                                offheap_tpl_memo *memo) {
+        Py_ssize_t i, hits = 0, resume = 0;
+        int use = memo != NULL;
+        const __m512i k0 = _mm512_set_epi64(0x243F6A8885A308D3ULL, 0x13198A2E03707344ULL, 0xA4093822299F31D0ULL,
+                                            0x082EFA98EC4E6C89ULL, 0x452821E638D01377ULL, 0xBE5466CF34E90C6CULL,
+                                            0xC0AC29B7C97C50DDULL, 0x3F84D5B5B5470917ULL);
+        const __m512i k1 = _mm512_set_epi64(0x9216D5D98979FB1BULL, 0xD1310BA698DFB5ACULL, 0x2FFD72DBD01ADFB7ULL,
+                                            0xB8E1AFED6A267E96ULL, 0xBA7C9045F12C7F99ULL, 0x24A19947B3916CF7ULL,
+                                            0x0801F2E2858EFC16ULL, 0x636920D871574E69ULL);
+        for (i = 0; i < count; i++) {
+            const unsigned char *q = p + (offsets[i] - base);
+            Py_ssize_t n = (Py_ssize_t)lengths[i];
+            if (i + 16 < count) {
+                /* the strings ahead: their loads are the one latency not hidden here */
+                const char *f = (const char *)p + (offsets[i + 16] - base);
+                _mm_prefetch(f, _MM_HINT_T0);
+                _mm_prefetch(f + 64, _MM_HINT_T0);
+            }
+            if (use) {
+                uint64_t m0 = offheap_tpl_chunkmask(n, 0), m1 = offheap_tpl_chunkmask(n, 64),
+                         m2 = offheap_tpl_chunkmask(n, 128);
+                __m512i c0 = _mm512_maskz_loadu_epi8(m0, q), c1 = _mm512_maskz_loadu_epi8(m1, q + 64),
+                        c2 = _mm512_maskz_loadu_epi8(m2, q + 128);
+                __m512i acc = offheap_tpl_acc(_mm512_set1_epi64(n), c0, k0);
+                acc = offheap_tpl_acc(acc, c1, k1);
+                acc = offheap_tpl_acc(_mm512_ror_epi64(acc, 23), c2, k0);
+                Py_ssize_t j;
+                for (j = 192; j < n; j += 64) {
+                    acc = _mm512_ror_epi64(acc, 23);
+                    acc = offheap_tpl_acc(acc, _mm512_maskz_loadu_epi8(offheap_tpl_chunkmask(n, j), q + j),
+                                          (j & 64) ? k1 : k0);
+                }
+                __m256i a4 = _mm256_xor_si256(_mm512_castsi512_si256(acc), _mm512_extracti64x4_epi64(acc, 1));
+                __m128i a2 = _mm_add_epi64(_mm256_castsi256_si128(a4), _mm256_extracti128_si256(a4, 1));
+                uint64_t key = (uint64_t)_mm_cvtsi128_si64(a2) * OFFHEAP_TPL_MIX
+                               ^ (uint64_t)_mm_extract_epi64(a2, 1);
+                key = (key ^ (key >> 29)) * OFFHEAP_TPL_MIX;
+                key ^= key >> 32;
+                offheap_tpl_memo *e = &memo[key >> (64 - OFFHEAP_TPL_MEMO_BITS)];
+                int hit = 0;
+                if (e->key == key && e->n == n && e->p != NULL) {
+                    const unsigned char *r = e->p;
+                    uint64_t ne = _mm512_cmpneq_epi8_mask(c0, _mm512_maskz_loadu_epi8(m0, r))
+                                | _mm512_cmpneq_epi8_mask(c1, _mm512_maskz_loadu_epi8(m1, r + 64))
+                                | _mm512_cmpneq_epi8_mask(c2, _mm512_maskz_loadu_epi8(m2, r + 128));
+                    for (j = 192; j < n && !ne; j += 64) {
+                        uint64_t mj = offheap_tpl_chunkmask(n, j);
+                        ne = _mm512_cmpneq_epi8_mask(_mm512_maskz_loadu_epi8(mj, q + j),
+                                                     _mm512_maskz_loadu_epi8(mj, r + j));
+                    }
+                    hit = ne == 0;
+                }
+                if (hit) {
+                    out[i] = e->h;
+                    hits++;
+                } else {
+                    e->n = n;
+                    e->key = key;
+                    e->h = out[i] = offheap_template_hash1_avx512(q, n);
+                }
+                e->p = q;          /* the latest copy: the likeliest to be in cache */
+            } else {
+                out[i] = offheap_template_hash1_avx512(q, n);
+            }
+            if ((i & 1023) == 1023) {
+                if (use && hits < 128) {
+                    use = 0;
+                    resume = i + 16384;
+                } else if (!use && memo != NULL && i >= resume) {
+                    use = 1;
+                }
+                hits = 0;
+            }
+        }
+    }
+    #define OFFHEAP_TPL_HAVE_AVX512 1
+    #else
+    #define OFFHEAP_TPL_HAVE_AVX512 0
+    static void offheap_template_hashes1_avx512(const unsigned char *p, uint64_t base,
+                                                const uint64_t *offsets, const uint64_t *lengths,
+                                                Py_ssize_t count, uint64_t *out,
+                                                offheap_tpl_memo *memo) {
+        offheap_template_hashes1(p, base, offsets, lengths, count, out, memo);
+    }
+    #endif
     """
     void offheap_tpl_init() noexcept nogil
     uint64_t offheap_template_hash1(const unsigned char* p, Py_ssize_t n) noexcept nogil
@@ -385,6 +648,9 @@ cdef extern from *:
     void offheap_template_hashes1(const unsigned char* p, uint64_t base, const uint64_t* offsets,
                                   const uint64_t* lengths, Py_ssize_t count, uint64_t* out,
                                   offheap_tpl_memo* memo) noexcept nogil
+    void offheap_template_hashes1_avx512(const unsigned char* p, uint64_t base, const uint64_t* offsets,
+                                         const uint64_t* lengths, Py_ssize_t count, uint64_t* out,
+                                         offheap_tpl_memo* memo) noexcept nogil
 
 offheap_tpl_init()
 
@@ -414,7 +680,9 @@ def template_hashes(const unsigned char[::1] buf, uint64_t base, const uint64_t[
             raise MemoryError()
     with nogil:
         if unit == 1:
-            if count:
+            if count and offheap_simd:
+                offheap_template_hashes1_avx512(p, base, &offsets[0], &lengths[0], count, &o[0], memo)
+            elif count:
                 offheap_template_hashes1(p, base, &offsets[0], &lengths[0], count, &o[0], memo)
         else:
             for i in range(count):
