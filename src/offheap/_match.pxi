@@ -27,7 +27,7 @@
 cimport cython
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 
-from libc.string cimport memcpy, memmove
+from libc.string cimport memcpy, memmove, memset
 
 import numpy as _np
 
@@ -416,6 +416,249 @@ cdef extern from *:
                            unsigned shift, uint32_t inv) noexcept nogil
 
 
+cdef extern from *:
+    """
+    /* Fingerprint search (Teddy, as in Hyperscan), for small pattern sets on CPUs
+       with AVX-512 VBMI. Each distinct pattern text goes to one of eight buckets (a
+       bit of a byte); for K distances d before a match's END, a 128-entry table gives
+       per byte the buckets whose texts have that byte d positions before their end
+       (bytes folded modulo 0x80, and every byte for a text shorter than d + 1: a
+       superset, exactness comes from the check). One vpermi2b per distance looks up
+       64 positions at once; AND-ing the K results leaves, per end position, the
+       buckets that may end a match there. Each candidate is checked with a masked
+       64-byte compare against its buckets' texts. Candidates come in end order, and
+       the texts are numbered longest first, so the outputs come out in the DFA's
+       order without sorting (at one end position the matching texts are suffixes of
+       each other, all of different lengths). */
+    #define OFFHEAP_TD_MAXTEXT 64
+    #define OFFHEAP_TD_MAXIDS 256
+    typedef struct {
+        int K, ntext, nids;
+        int32_t d[8];                        /* distances before the end, < maxlen */
+        unsigned char tab[8][128];           /* per distance: byte & 0x7f -> buckets */
+        uint64_t btexts[8];                  /* texts of each bucket (bit i: text i) */
+        uint64_t htexts[256];                /* texts of the buckets in a bucket byte */
+        int32_t tlen[OFFHEAP_TD_MAXTEXT];    /* longest first */
+        int32_t tptr[OFFHEAP_TD_MAXTEXT + 1];
+        int32_t tids[OFFHEAP_TD_MAXIDS];     /* pattern ids of text i: tids[tptr[i]:tptr[i+1]] */
+        unsigned char pat[OFFHEAP_TD_MAXTEXT][64];
+        /* run state: end positions j..end remain; outputs n of cap */
+        Py_ssize_t j, end, n, cap;
+        uint64_t base;
+        uint64_t *off;
+        int32_t *ids;
+    } offheap_teddy;
+
+    #if defined(__x86_64__) && defined(__GNUC__)
+    #include <immintrin.h>
+    #define OFFHEAP_TD_TARGET __attribute__((target( \
+        "avx512f,avx512bw,avx512vl,avx512vbmi,avx512vbmi2,bmi2,popcnt")))
+
+    /* 1 when the CPU has AVX-512 VBMI too (vpermi2b), which offheap_cpu_avx512
+       does not require. */
+    static int offheap_td_cpu(void) {
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512bw")
+            && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("bmi2");
+    }
+
+    /* Candidates of one chunk of up to OFFHEAP_TD_CHUNK end positions, staged by the
+       lookup loop: bucket byte, block and position in the block of each. */
+    #define OFFHEAP_TD_CHUNK 4096
+    typedef struct {
+        unsigned char h[OFFHEAP_TD_CHUNK + 64], blk[OFFHEAP_TD_CHUNK + 64],
+                      pos[OFFHEAP_TD_CHUNK + 64];
+    } offheap_td_cands;
+
+    /* Check the nc staged candidates of the chunk at end position j, emitting the
+       matches from out[n]; returns the new n. */
+    OFFHEAP_TD_TARGET static __attribute__((noinline)) Py_ssize_t
+    offheap_td_check(const unsigned char *buf, const offheap_teddy *T, Py_ssize_t j,
+                     const offheap_td_cands *C, Py_ssize_t nc, uint64_t *restrict off,
+                     int32_t *restrict ids, Py_ssize_t n) {
+        Py_ssize_t r;
+        for (r = 0; r < nc; r++) {
+            Py_ssize_t e1 = j + 64 * (Py_ssize_t)C->blk[r] + C->pos[r] + 1;  /* past the end */
+            uint64_t c = T->htexts[C->h[r]];
+            do {
+                int i = __builtin_ctzll(c);
+                int L = T->tlen[i];
+                __mmask64 pm = _bzhi_u64(~0ULL, L);
+                __m512i x = _mm512_maskz_loadu_epi8(pm, buf + e1 - L);
+                __m512i y = _mm512_loadu_si512((const void *)T->pat[i]);
+                c &= c - 1;
+                if (_mm512_mask_cmpneq_epi8_mask(pm, x, y) == 0) {
+                    uint64_t s = T->base + (uint64_t)(e1 - L);
+                    int q = T->tptr[i], q1 = T->tptr[i + 1];
+                    do {
+                        off[n] = s;
+                        ids[n] = T->tids[q];
+                        n++;
+                    } while (++q < q1);
+                }
+            } while (c);
+        }
+        return n;
+    }
+
+    /* Matches ending at T->j .. T->end - 1 (the caller keeps T->j - d >= the range
+       start for every distance d). Returns 1 when done, 0 when the outputs may not
+       fit a chunk's candidates (the caller grows T->off/T->ids and calls again).
+       Reads nothing at or past T->end. K is a constant in each instance, so the
+       lookups unroll and the tables stay in registers. The lookup loop stages each
+       block's candidates without a branch (vpcompressb of the bucket bytes and
+       positions, stored whole, the count advancing by popcount); checking them
+       afterwards, chunk by chunk, keeps the mispredicted branches (a match sits in
+       a random block) out of both loops. */
+    OFFHEAP_TD_TARGET static inline __attribute__((always_inline)) int
+    offheap_td_run_k(const unsigned char *buf, offheap_teddy *T, offheap_td_cands *C,
+                     const int K) {
+        __m512i lo[8], hi[8];
+        Py_ssize_t d[8];
+        Py_ssize_t j = T->j, end = T->end;
+        Py_ssize_t n = T->n, cap = T->cap;
+        const __m512i iota = _mm512_set_epi8(
+            63, 62, 61, 60, 59, 58, 57, 56, 55, 54, 53, 52, 51, 50, 49, 48,
+            47, 46, 45, 44, 43, 42, 41, 40, 39, 38, 37, 36, 35, 34, 33, 32,
+            31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16,
+            15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+        int k;
+        for (k = 0; k < K; k++) {
+            lo[k] = _mm512_loadu_si512((const void *)T->tab[k]);
+            hi[k] = _mm512_loadu_si512((const void *)(T->tab[k] + 64));
+            d[k] = T->d[k];
+        }
+        while (j < end) {
+            Py_ssize_t cend = end - j > OFFHEAP_TD_CHUNK ? j + OFFHEAP_TD_CHUNK : end;
+            Py_ssize_t nc = 0, b;
+            __m512i acc;
+            uint64_t m;
+            for (b = 0; j + 64 * b + 64 <= cend; b++) {
+                const unsigned char *p = buf + j + 64 * b;
+                acc = _mm512_permutex2var_epi8(lo[0], _mm512_loadu_si512((const void *)(p - d[0])), hi[0]);
+                for (k = 1; k < K; k++)
+                    acc = _mm512_and_si512(acc, _mm512_permutex2var_epi8(
+                        lo[k], _mm512_loadu_si512((const void *)(p - d[k])), hi[k]));
+                m = _mm512_test_epi8_mask(acc, acc);
+                _mm512_storeu_si512((void *)(C->h + nc), _mm512_maskz_compress_epi8(m, acc));
+                _mm512_storeu_si512((void *)(C->pos + nc), _mm512_maskz_compress_epi8(m, iota));
+                _mm512_storeu_si512((void *)(C->blk + nc), _mm512_set1_epi8((char)b));
+                nc += __builtin_popcountll(m);
+            }
+            if (j + 64 * b < cend) {
+                /* the range's last, partial block: masked loads read no byte at or
+                   past end */
+                const unsigned char *p = buf + j + 64 * b;
+                __mmask64 lm = _bzhi_u64(~0ULL, (unsigned)(cend - j - 64 * b));
+                acc = _mm512_set1_epi8(-1);
+                for (k = 0; k < K; k++)
+                    acc = _mm512_and_si512(acc, _mm512_permutex2var_epi8(
+                        lo[k], _mm512_maskz_loadu_epi8(lm, p - d[k]), hi[k]));
+                m = _mm512_mask_test_epi8_mask(lm, acc, acc);
+                _mm512_storeu_si512((void *)(C->h + nc), _mm512_maskz_compress_epi8(m, acc));
+                _mm512_storeu_si512((void *)(C->pos + nc), _mm512_maskz_compress_epi8(m, iota));
+                _mm512_storeu_si512((void *)(C->blk + nc), _mm512_set1_epi8((char)b));
+                nc += __builtin_popcountll(m);
+            }
+            if (nc) {
+                if (cap - n < nc * (Py_ssize_t)T->nids) {
+                    T->j = j;
+                    T->n = n;
+                    return 0;
+                }
+                n = offheap_td_check(buf, T, j, C, nc, T->off, T->ids, n);
+            }
+            j = cend;
+        }
+        T->j = end;
+        T->n = n;
+        return 1;
+    }
+
+    #define OFFHEAP_TD_RUN(K) \
+        OFFHEAP_TD_TARGET static int offheap_td_run##K(const unsigned char *buf, offheap_teddy *T) { \
+            offheap_td_cands C; \
+            return offheap_td_run_k(buf, T, &C, K); }
+    OFFHEAP_TD_RUN(1) OFFHEAP_TD_RUN(2) OFFHEAP_TD_RUN(3) OFFHEAP_TD_RUN(4)
+    OFFHEAP_TD_RUN(5) OFFHEAP_TD_RUN(6) OFFHEAP_TD_RUN(7) OFFHEAP_TD_RUN(8)
+
+    static int offheap_td_run(const unsigned char *buf, offheap_teddy *T) {
+        int h, b;
+        for (h = 0; h < 256; h++) {
+            T->htexts[h] = 0;
+            for (b = 0; b < 8; b++)
+                if (h >> b & 1)
+                    T->htexts[h] |= T->btexts[b];
+        }
+        switch (T->K) {
+        case 1: return offheap_td_run1(buf, T);
+        case 2: return offheap_td_run2(buf, T);
+        case 3: return offheap_td_run3(buf, T);
+        case 4: return offheap_td_run4(buf, T);
+        case 5: return offheap_td_run5(buf, T);
+        case 6: return offheap_td_run6(buf, T);
+        case 7: return offheap_td_run7(buf, T);
+        default: return offheap_td_run8(buf, T);
+        }
+    }
+    #else
+    static int offheap_td_cpu(void) { return 0; }
+    static int offheap_td_run(const unsigned char *buf, offheap_teddy *T) { return -1; }
+    #endif
+
+    /* The DFA from state *s over buf[i:end), expanding outputs into off/ids from *n
+       (the caller reserves (end - i) * (most outputs of one step) entries). */
+    static void offheap_ac_head(const unsigned char *buf, Py_ssize_t i, Py_ssize_t end,
+                                int32_t *s_io, const offheap_ac_dfa *D,
+                                uint64_t *off, int32_t *ids, Py_ssize_t *n_io) {
+        int32_t s = *s_io, t;
+        Py_ssize_t n = *n_io;
+        for (; i < end; i++) {
+            t = D->trans[s + D->classes[buf[i]]];
+            if (t < 0) {
+                uint32_t st;
+                int64_t q;
+                t = ~t;
+                st = ((uint32_t)t >> D->shift) * D->inv;
+                for (q = D->out_ptr[st]; q < D->out_ptr[st + 1]; q++) {
+                    int32_t pid = D->out_ids[q];
+                    off[n] = D->base + (uint64_t)i + 1u - (uint64_t)D->pat_len[pid];
+                    ids[n] = pid;
+                    n++;
+                }
+            }
+            s = t;
+        }
+        *s_io = s;
+        *n_io = n;
+    }
+    """
+    enum: OFFHEAP_TD_MAXTEXT
+    enum: OFFHEAP_TD_MAXIDS
+    ctypedef struct offheap_teddy:
+        int K, ntext, nids
+        int32_t d[8]
+        unsigned char tab[8][128]
+        uint64_t btexts[8]
+        uint64_t htexts[256]
+        int32_t tlen[64]
+        int32_t tptr[65]
+        int32_t tids[256]
+        unsigned char pat[64][64]
+        Py_ssize_t j, end, n, cap
+        uint64_t base
+        uint64_t* off
+        int32_t* ids
+    int offheap_td_cpu() noexcept nogil
+    int offheap_td_run(const unsigned char* buf, offheap_teddy* T) noexcept nogil
+    void offheap_ac_head(const unsigned char* buf, Py_ssize_t i, Py_ssize_t end, int32_t* s_io,
+                         const offheap_ac_dfa* D, uint64_t* off, int32_t* ids,
+                         Py_ssize_t* n_io) noexcept nogil
+
+
+cdef int _td_cpu = offheap_td_cpu()
+
+
 # Each lane gets at least this many bytes (and at least the longest pattern's length,
 # so that its warm-up stays inside the range): short ranges run as fewer lanes.
 cdef Py_ssize_t _AC_LANE_MIN = 64
@@ -449,6 +692,9 @@ def ac_scan(const unsigned char[::1] buf, Py_ssize_t begin, Py_ssize_t end,
     automaton's, in the same order. When one to four rare bytes start every pattern
     (``_ac_skip_plan``), one automaton runs instead and jumps over the positions where
     no match can start; its states and output are those of stepping every byte.
+    On CPUs with AVX-512 VBMI, sets of at most 64 distinct texts of at most 64
+    bytes (``_ac_simd_plan``) take a SIMD fingerprint search over the range instead
+    (``offheap_td_run``), with the same output, order and state.
 
     >>> t = build_tables([b"he", b"she"])                    # doctest: +SKIP
     >>> ac_scan(b"ushers", 0, 6, *t.kernel_args())           # doctest: +SKIP
@@ -476,6 +722,10 @@ def ac_scan(const unsigned char[::1] buf, Py_ssize_t begin, Py_ssize_t end,
 
     cdef Py_ssize_t warm = int(_np.asarray(pat_len).max()) - 1 if pat_len.shape[0] else 0
     cdef Py_ssize_t length = end - begin
+    if offheap_simd and _td_cpu and length > warm:
+        simd_plan = _ac_simd_plan(trans, classes, ncls, out_ptr, out_ids, pat_len)
+        if simd_plan is not None:
+            return _ac_scan_simd(bp, begin, end, &dfa, simd_plan, state)
     cdef Py_ssize_t nl = min(4, length // max(_AC_LANE_MIN, warm + 1))
     nl = max(nl, 1)
     cdef offheap_ac_skipset skipset
@@ -575,6 +825,190 @@ def ac_scan(const unsigned char[::1] buf, Py_ssize_t begin, Py_ssize_t end,
     return offsets, ids, int(lanes[nl - 1].s)
 
 
+# Fingerprint search plans: sets of at most this many distinct texts, none longer than
+# 64 bytes (one masked 64-byte compare checks a candidate). Larger sets make most
+# buckets fire (their byte sets fill up) and run as lanes or with the root skip.
+cdef int _TD_MAXLEN = 64
+
+
+def _ac_texts(trans, classes, int ncls, out_ptr, out_ids, pat_len):
+    """The distinct pattern texts rebuilt from the DFA, as ``[(text, ids)]`` with the
+    ids of each text ascending, longest text first; None if the tables are not the
+    breadth-first trie DFA that build_tables makes (then no fingerprint search).
+
+    States are numbered breadth-first over the trie, so a state's trie parent is the
+    lowest-numbered state with an edge to it: any other edge into a state comes from a
+    state at least as deep, numbered later."""
+    t = _np.asarray(trans)
+    cls = _np.asarray(classes)
+    op = _np.asarray(out_ptr)
+    oi = _np.asarray(out_ids)
+    pl = _np.asarray(pat_len)
+    nstates = t.shape[0] // ncls
+    counts = _np.bincount(cls, minlength=ncls)
+    if (counts[1:] != 1).any():
+        return None                             # a column that stands for several bytes
+    col_byte = _np.zeros(ncls, dtype=_np.int64)
+    col_byte[cls] = _np.arange(256)
+    tgt = _np.where(t < 0, ~t, t) // ncls
+    seen, first = _np.unique(tgt, return_index=True)
+    if seen.shape[0] != nstates:
+        return None
+    parent = first // ncls
+    col = first % ncls
+    if nstates > 1 and ((parent[1:] >= _np.arange(1, nstates)).any() or (col[1:] == 0).any()):
+        return None
+    depth = _np.zeros(nstates, dtype=_np.int64)
+    for _ in range(_TD_MAXLEN + 1):
+        nxt = depth.copy()
+        nxt[1:] = depth[parent[1:]] + 1
+        if (nxt == depth).all():
+            break
+        depth = nxt
+    else:
+        return None
+    texts = []
+    owned = 0
+    for st in _np.flatnonzero(op[1:] > op[:-1]).tolist():
+        own = [p for p in oi[op[st]:op[st + 1]].tolist() if pl[p] == depth[st]]
+        if not own:
+            continue
+        text = bytearray()
+        s = st
+        while s:
+            text.append(int(col_byte[col[s]]))
+            s = int(parent[s])
+        texts.append((bytes(text[::-1]), sorted(own)))
+        owned += len(own)
+    if owned != pl.shape[0] or any(len(x) != pl[i[0]] for x, i in texts):
+        return None
+    texts.sort(key=lambda x: (-len(x[0]), x[0]))
+    return texts
+
+
+def _ac_simd_plan(trans, classes, int ncls, out_ptr, out_ids, pat_len):
+    """How the fingerprint search (offheap_td_run) runs these tables, or None to keep
+    the other paths: ``(texts, dists, buckets)``: ``[(text, ids)]`` longest first, the
+    distances before a match's end whose bytes the filter tests (at most eight), and
+    the text numbers of each of the (at most eight) buckets."""
+    pl = _np.asarray(pat_len)
+    # (counting duplicates too: a quick refusal for large sets, which would pay for
+    # the rebuild below at every call)
+    if not 1 <= pl.shape[0] <= OFFHEAP_TD_MAXTEXT or pl.max() > _TD_MAXLEN or pl.min() < 1:
+        return None
+    if _np.asarray(trans).shape[0] > (1 << 20):
+        return None
+    texts = _ac_texts(trans, classes, ncls, out_ptr, out_ids, pat_len)
+    if texts is None or len(texts) > OFFHEAP_TD_MAXTEXT:
+        return None
+    # a short text of common bytes (zeros, letters) would make candidates of a large
+    # share of a dump's positions: the lanes step those faster
+    if any(len(x) <= 2 and all(b in _AC_COMMON for b in x) for x, _ in texts):
+        return None
+    n = len(texts)
+    maxlen = len(texts[0][0])
+    if n <= 8:
+        buckets = [[i] for i in range(n)]
+    else:
+        # texts of one length and a shared tail together: their byte sets stay small
+        order = sorted(range(n), key=lambda i: (len(texts[i][0]), texts[i][0][::-1]))
+        buckets = [sorted(order[n * b // 8:n * (b + 1) // 8]) for b in range(8)]
+    # the last three bytes, and the second byte of each length (JSON keys differ most
+    # right after their opening quote), then the fourth-last byte
+    dists = [d for d in (0, 1, 2) if d < maxlen]
+    for length in sorted({len(x) for x, _ in texts}, reverse=True):
+        if len(dists) < 8 and length - 2 >= 3 and length - 2 not in dists:
+            dists.append(length - 2)
+    if len(dists) < 8 and 3 < maxlen and 3 not in dists:
+        dists.append(3)
+    return texts, dists, buckets
+
+
+def _ac_path(trans, classes, int ncls, out_ptr, out_ids, pat_len):
+    """Which path ac_scan takes for these tables over a range at least as long as the
+    longest pattern: 'simd' (fingerprint search), 'skip' (root skip) or 'lanes'."""
+    if offheap_simd and _td_cpu and _ac_simd_plan(trans, classes, ncls, out_ptr, out_ids,
+                                                  pat_len) is not None:
+        return "simd"
+    return "lanes" if _ac_skip_plan(trans, classes, ncls) is None else "skip"
+
+
+cdef object _ac_scan_simd(const unsigned char* bp, Py_ssize_t begin, Py_ssize_t end,
+                          const offheap_ac_dfa* dfa, plan, int32_t state):
+    # The DFA from the carried state over the first maxlen - 1 bytes (matches ending
+    # there may have begun in the last window), the fingerprint search for the
+    # matches ending after them, and the final state from the root over the last
+    # maxlen bytes: every state is a suffix of at most maxlen bytes, so that state is
+    # exact. The caller ensures end - begin >= maxlen.
+    cdef offheap_teddy T
+    memset(&T, 0, sizeof(T))
+    texts, dists, buckets = plan
+    cdef Py_ssize_t maxlen = len(texts[0][0])
+    cdef int i, k, b, q = 0
+    T.K = len(dists)
+    T.ntext = len(texts)
+    for i in range(T.ntext):
+        text, tids = texts[i]
+        T.tlen[i] = len(text)
+        T.tptr[i] = q
+        for p in tids:
+            T.tids[q] = p
+            q += 1
+        for k in range(len(text)):
+            T.pat[i][k] = text[k]
+    T.tptr[T.ntext] = q
+    T.nids = q
+    for k in range(T.K):
+        T.d[k] = dists[k]
+    for b in range(len(buckets)):
+        for i in buckets[b]:
+            T.btexts[b] |= (<uint64_t>1) << i
+            text = texts[i][0]
+            for k in range(T.K):
+                if dists[k] < len(text):
+                    T.tab[k][text[len(text) - 1 - dists[k]] & 0x7f] |= 1 << b
+                else:
+                    for q in range(128):
+                        T.tab[k][q] |= 1 << b
+    cdef Py_ssize_t length = end - begin
+    # np.empty only reserves: pages are touched as outputs are written
+    cdef Py_ssize_t cap = 4096 * T.nids + length // 16 + 1024
+    off = _np.empty(cap, dtype=_np.uint64)
+    ids = _np.empty(cap, dtype=_np.int32)
+    T.off = <uint64_t*>_np_data(off)
+    T.ids = <int32_t*>_np_data(ids)
+    T.cap = cap
+    T.base = dfa.base
+    T.j = begin + maxlen - 1
+    T.end = end
+    cdef Py_ssize_t n = 0
+    cdef int32_t s = state
+    cdef int done
+    with nogil:
+        offheap_ac_head(bp, begin, begin + maxlen - 1, &s, dfa, T.off, T.ids, &n)
+        T.n = n
+        while True:
+            done = offheap_td_run(bp, &T)
+            if done:
+                break
+            with gil:
+                cap = 2 * T.cap + 4096 * T.nids
+                o = _np.empty(cap, dtype=_np.uint64)
+                d = _np.empty(cap, dtype=_np.int32)
+                memcpy(_np_data(o), T.off, T.n * sizeof(uint64_t))
+                memcpy(_np_data(d), T.ids, T.n * sizeof(int32_t))
+                off, ids = o, d
+                T.off = <uint64_t*>_np_data(off)
+                T.ids = <int32_t*>_np_data(ids)
+                T.cap = cap
+        s = offheap_ac_warm(bp, end - maxlen, end, dfa.trans, dfa.classes)
+    n = T.n
+    offsets, pids = off[:n], ids[:n]
+    if n * 4 < T.cap:
+        offsets, pids = offsets.copy(), pids.copy()
+    return offsets, pids, int(s)
+
+
 # Bytes that make a root skip pay: rare ones. Zero, 0xff, space, letters and digits
 # fill much of a dump, where a single automaton stepping them would lose to the lanes.
 _AC_COMMON = frozenset(b"\x00\xff 0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
@@ -641,7 +1075,7 @@ def _ac_check_tables(trans, classes, int ncls, out_ptr, out_ids, pat_len, start_
         raise ValueError("classes must map all 256 bytes to columns < ncls")
     if _np.asarray(start_filter).shape[0] != 8192:
         raise ValueError("start_filter must hold 65536 bits (8192 bytes)")
-    if op.shape[0] != nstates + 1 or op[0] != 0 or op[-1] != oi.shape[0] or (op.shape[0] > 1 and _np.any(op[1:] < op[:-1])):
+    if op.shape[0] != nstates + 1 or op[0] != 0 or op[nstates] != oi.shape[0] or _np.any(_np.diff(op) < 0):
         raise ValueError("out_ptr must be a CSR index of n_states + 1 entries over out_ids")
     if oi.shape[0] and (oi.min() < 0 or oi.max() >= pl.shape[0]):
         raise ValueError("out_ids must index pat_len")
