@@ -1,6 +1,6 @@
 """The full scan (strings + matching + attribution) and scan_many, in one run.
 
-    python benchmarks/bench_scan.py [--cache DIR] [--dumps 48] [--repeat 3]
+    python benchmarks/bench_scan.py [--cache DIR] [--dumps 48] [--repeat 3] [--portable]
 
 - ``offheap.attribute`` on the hot 64 MiB arena-like dump with the dump's five payload
   types as user signatures, alone and on top of the built-in recognisers, and with
@@ -31,8 +31,8 @@ except ImportError:  # run from a checkout without installing
 import gen_dump  # noqa: E402
 from bench_match import best_of, ensure_dump  # noqa: E402
 from offheap import _impl, scan_many, strings  # noqa: E402
-from offheap.attribute import attribute  # noqa: E402
-from offheap.signatures import PayloadType, Signatures  # noqa: E402
+from offheap.attribute import _method_for, attribute  # noqa: E402
+from offheap.signatures import PayloadType, Signatures, builtin  # noqa: E402
 
 TYPES = ["unread_count", "presence", "message_new", "typing", "read_receipt"]
 MiB = 1 << 20
@@ -64,12 +64,17 @@ def print_kernels(path: Path, sig_sets: tuple, repeat: int) -> None:
              lambda: strings_once(np.zeros(1, np.uint64)))]
     for sigs in sig_sets:
         ps = sigs.pattern_set()
-        args = ps.tables.kernel_args()
-        # one automaton skipping to candidates when rare bytes start every pattern
-        plan = "root skip" if getattr(k, "_ac_skip_plan", lambda *a: None)(
-            ps.tables.trans, ps.tables.classes, ps.tables.ncls) else "4 lanes"
+        t = ps.tables
+        args = t.kernel_args()
+        plan = _plan(k, ps)
         rows.append((f"ac_scan, {len(ps.patterns)} patterns ({plan})", n,
                      lambda args=args: k.ac_scan(data, 0, n, *args, 0, 0)))
+        pt = sigs.pattern_type.astype(np.int64)
+        pr = np.array([x.priority for x in sigs.types], np.int64)
+        rows.append((f"vote_strings, {len(ps.patterns)} patterns", text,
+                     lambda t=t, pt=pt, pr=pr: k.vote_strings(
+                         data, 0, n, offs, lens, t.trans, t.classes, t.ncls, t.out_ptr, t.out_ids,
+                         pt, pr, np.zeros(len(pt), np.int64), np.zeros(len(pt) + 3, np.int64))))
     rows += [
         ("count_zero_bytes", n, lambda: k.count_zero_bytes(data, 0, n)),
         (f"template_hashes ({text / MiB:.0f} MiB of text)", text,
@@ -83,13 +88,27 @@ def print_kernels(path: Path, sig_sets: tuple, repeat: int) -> None:
         print(f"  {label:<52} {t * 1e3:7.1f} ms {rate}")
 
 
+def _plan(k, ps) -> str:
+    """How ac_scan runs these patterns (the kernel's own plan when it reports one)."""
+    t = ps.tables
+    if hasattr(k, "_ac_path"):
+        return k._ac_path(t.trans, t.classes, t.ncls, t.out_ptr, t.out_ids, t.pat_len)
+    return "lanes"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cache", type=Path, default=Path("/tmp/offheap-bench"))
     ap.add_argument("--dumps", type=int, default=48)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--portable", action="store_true",
+                    help="keep the kernels on their portable paths (no AVX-512), to compare")
     args = ap.parse_args(argv)
-    print(f"implementation: {_impl.implementation()}")
+    k = _impl.kernels()
+    if args.portable and hasattr(k, "_set_simd"):
+        k._set_simd(False)
+    simd = k._simd_level() if hasattr(k, "_simd_level") else "none"
+    print(f"implementation: {_impl.implementation()}, SIMD paths: {simd}")
 
     one = ensure_dump(args.cache, 64 * MiB, 0)
     warm([one])
@@ -106,15 +125,16 @@ def main(argv: list[str] | None = None) -> int:
         t_match, _ = best_of(args.repeat, lambda: sigs.pattern_set().find_all(one, sort=False))
         rows.append((f"matching only, {label} ({len(sigs.patterns)} patterns)", t_match))
         t_full, a = best_of(args.repeat, lambda: attribute(one, sigs))
-        rows.append((f"full scan, {label}", t_full))
+        rows.append((f"full scan, {label} ({_method_for(_impl.kernels(), sigs.pattern_set())})", t_full))
         assert sum(a.class_bytes.values()) == size
     # what `offheap scan DUMP` does with no signature file
     t_full, a = best_of(args.repeat, lambda: attribute(one))
-    rows.append(("full scan, built-ins only (the default)", t_full))
+    rows.append((f"full scan, built-ins only, the default ({_method_for(_impl.kernels(), builtin().pattern_set())})",
+                 t_full))
     assert sum(a.class_bytes.values()) == size
     print(f"\nhot {size / MiB:.0f} MiB dump, one core, best of {args.repeat}")
     for label, t in rows:
-        print(f"  {label:<52} {t:7.3f} s  {size / t / 1e9:6.2f} GB/s  {t / t_strings:5.1f}x strings")
+        print(f"  {label:<62} {t:7.3f} s  {size / t / 1e9:6.2f} GB/s  {t / t_strings:5.1f}x strings")
 
     print_kernels(one, (user, both), args.repeat)
 

@@ -86,7 +86,7 @@ def test_cli_scan_table_json_csv(dumps, tmp_path):
     assert b"10 of 11 dumps scanned" in res.stdout   # a directory expands to its files
     assert res.stderr.count(b"\n") == 1 and b"dump-05.bin: empty" in res.stderr
     doc = json.loads(out_json.read_text())
-    assert doc["schema"] == "offheap-scan/1"
+    assert doc["schema"] == "offheap-scan/2"
     assert [d["ok"] for d in doc["dumps"]].count(False) == 1
     rows = list(csv.DictReader(io.StringIO(out_csv.read_text())))
     assert {r["class"] for r in rows if r["class"]} == {"unread", "other text", "zero", "binary"}

@@ -9,13 +9,16 @@ import os as _os
 
 cdef extern from *:
     """
-    /* 1 when the CPU runs the AVX-512 kernels (F, BW, VL, VBMI2 and BMI2). */
+    /* 1 when the CPU runs the AVX-512 kernels (F, BW, VL, VBMI, VBMI2, BMI, BMI2,
+       LZCNT, POPCNT: what their target attributes name). */
     static int offheap_cpu_avx512(void) {
     #if defined(__GNUC__) && defined(__x86_64__)
         __builtin_cpu_init();
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
-            && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vbmi2")
-            && __builtin_cpu_supports("bmi2");
+            && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vbmi")
+            && __builtin_cpu_supports("avx512vbmi2") && __builtin_cpu_supports("bmi")
+            && __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("lzcnt")
+            && __builtin_cpu_supports("popcnt");
     #else
         return 0;
     #endif

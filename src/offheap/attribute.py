@@ -341,14 +341,11 @@ def _hashes(kernels, w, offs: np.ndarray, lens: np.ndarray, reader: _Reader) -> 
 def _method_for(kernels, pset) -> str:
     """"join" when the matching kernel finds these patterns without stepping every
     byte (a SIMD search or a root skip: few matches, found fast), else "vote"."""
-    plan = getattr(kernels, "_ac_plan", None)
-    if plan is not None:
-        return "join" if plan(*pset.tables.kernel_args()) != "lanes" else "vote"
-    skip = getattr(kernels, "_ac_skip_plan", None)
+    path = getattr(kernels, "_ac_path", None)     # the compiled kernel's own plan
+    if path is None:
+        return "vote"
     t = pset.tables
-    if skip is not None and skip(t.trans, t.classes, t.ncls) is not None:
-        return "join"
-    return "vote"
+    return "vote" if path(t.trans, t.classes, t.ncls, t.out_ptr, t.out_ids, t.pat_len) == "lanes" else "join"
 
 
 class _Voter:

@@ -29,7 +29,7 @@ from .signatures import Signatures, builtin
 
 __all__ = ["DumpSpec", "DumpResult", "BulkResult", "expand_paths", "scan_many", "JSON_SCHEMA"]
 
-JSON_SCHEMA = "offheap-scan/1"
+JSON_SCHEMA = "offheap-scan/2"
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ class BulkResult:
         return sum(d.attribution.size for d in self.dumps if d.ok)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON document ``offheap scan --json`` writes, schema ``offheap-scan/1``.
+        """The JSON document ``offheap scan --json`` writes, schema ``offheap-scan/2``.
 
         Top level: ``schema``; ``seconds``; ``scanned_bytes``; ``totals`` (class name ->
         bytes over all dumps scanned: each payload type, ``other text``, ``zero``,
@@ -96,7 +96,8 @@ class BulkResult:
         ``attribution`` and ``heap``. ``attribution`` (null when not ok): ``size``,
         ``min_len``, ``strings``, ``class_bytes`` (sums to ``size``), ``types`` and
         ``other_text``: per type ``name``, ``bytes``, ``share``, ``strings``,
-        ``matches``, ``pattern_matches`` (pattern -> count), ``example_offsets``,
+        ``matches``, ``pattern_matches`` (pattern -> count of its matches inside
+        strings; /1 counted every occurrence in the dump), ``example_offsets``,
         ``example_addresses``, ``templates`` (``template``, ``count``, ``bytes``,
         ``example_offset``, ``example_address``, ``example``). ``heap`` (null unless the
         manifest classes the region as a glibc heap): ``verdict``, ``bytes_by_state``,

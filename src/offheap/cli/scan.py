@@ -21,7 +21,7 @@ class ScanCommand(Command):
     def add_arguments(self, p: argparse.ArgumentParser) -> None:
         p.add_argument("paths", nargs="+", metavar="PATH", help="dump files or directories (with manifest.json)")
         p.add_argument("--signatures", metavar="FILE", help="payload types (TOML); default: built-in recognisers")
-        p.add_argument("--json", metavar="OUT", help="write the result as JSON (schema offheap-scan/1); - for stdout")
+        p.add_argument("--json", metavar="OUT", help="write the result as JSON (schema offheap-scan/2); - for stdout")
         p.add_argument("--csv", metavar="OUT", help="write one row per dump and class as CSV; - for stdout")
         p.add_argument("--workers", type=int, default=None, help="dumps scanned at once (default: all cores)")
         p.add_argument("-n", "--min-len", type=int, default=DEFAULT_MIN_LEN,
