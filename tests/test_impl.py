@@ -11,7 +11,10 @@ def test_extension_loaded():
 
 
 def test_selected_implementation_is_used(offheap_impl):
-    assert _impl.implementation() == offheap_impl
+    assert _impl.implementation() == ("cython" if offheap_impl == "portable" else offheap_impl)
+    if offheap_impl == "portable":
+        from offheap import _scan
+        assert _scan._simd_level() == "portable"
 
 
 def test_twin_stub_and_extension_offer_the_same_kernels():
