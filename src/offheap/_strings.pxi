@@ -623,7 +623,10 @@ def find_strings(const unsigned char[::1] buf, Py_ssize_t begin, Py_ssize_t end,
             o_len[count] = state[ST_UNITS] * <u64>k
             count += 1
         state[ST_OPEN] = 0
-    return out_off[:count].copy(), out_len[:count].copy()
+    if count * 2 < cap:
+        # few strings: do not keep the whole reservation alive behind a view
+        return out_off[:count].copy(), out_len[:count].copy()
+    return out_off[:count], out_len[:count]
 
 
 cdef inline Py_ssize_t _ndigits(u64 v, int radix) noexcept nogil:
