@@ -6,7 +6,7 @@
 # per-string vote is counted in a scratch array indexed by type. O(matches + strings).
 
 cimport cython
-from libc.stdint cimport int32_t, int64_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free
 
 
@@ -307,35 +307,32 @@ cdef extern from *:
         offheap_vote *V;      /* original tables, lane 0's votes: for ties */
     } offheap_fvote;
 
+    /* The fast voter's step loop runs all four lanes for c bytes, c the bytes left
+       in the shortest of their strings, so no byte checks for a string's end; then a
+       branch-free refill moves each lane that ended to its next string (a string
+       ends in some lane every ~20 bytes: branches there mispredict). Every step
+       stores its state to its lane's stage and keeps it when it has output (rows
+       >= thr); a lane that ended stages OFFHEAP_FVOTE_END. The lanes' own stages
+       (not one tagged stream) leave the step one store, a compare and a subtract. */
+    #define OFFHEAP_FVOTE_CAP 2048      /* stage entries per lane */
+    #define OFFHEAP_FVOTE_END 0xFFFFFFFFu
     #define OFFHEAP_FVOTE_STEP(k) {                                             \
-        Py_ssize_t t_ = trans[s##k + classes[*p##k++]];                          \
-        *w = ((uint64_t)(k) << 62) | (uint64_t)t_;                               \
-        w += (t_ >= thr);                                                         \
-        s##k = t_;                                                                 \
-        if (p##k == E[k]) {                                                        \
-            Py_ssize_t i_ = I[k];                                                  \
-            *w++ = ((uint64_t)(k) << 62) | OFFHEAP_VOTE_END | (uint64_t)i_;        \
-            I[k] = ++i_;                                                           \
-            p##k = buf + rel[i_];                                                  \
-            E[k] = p##k + len[i_];                                                 \
-            s##k = 0;                                                              \
-        }                                                                          \
+        uint32_t t_ = (uint32_t)trans[s##k + classes[b##k[j]]];                  \
+        w[(k) * OFFHEAP_FVOTE_CAP + x##k] = t_;                                  \
+        x##k += (t_ >= thr);                                                     \
+        s##k = t_;                                                               \
     }
-
-    static __attribute__((noinline)) Py_ssize_t
-    offheap_fvote_block4(const unsigned char *buf, const uint64_t *rel, const uint64_t *len,
-                         const unsigned char **P, const unsigned char **E, Py_ssize_t *I,
-                         Py_ssize_t *S, Py_ssize_t n, const int32_t *trans,
-                         const int32_t *classes, Py_ssize_t thr, uint64_t *stage) {
-        const unsigned char *p0 = P[0], *p1 = P[1], *p2 = P[2], *p3 = P[3];
-        Py_ssize_t s0 = S[0], s1 = S[1], s2 = S[2], s3 = S[3], j;
-        uint64_t *w = stage;
-        for (j = 0; j < n; j++) {
-            OFFHEAP_FVOTE_STEP(0) OFFHEAP_FVOTE_STEP(1) OFFHEAP_FVOTE_STEP(2) OFFHEAP_FVOTE_STEP(3)
-        }
-        P[0] = p0; P[1] = p1; P[2] = p2; P[3] = p3;
-        S[0] = s0; S[1] = s1; S[2] = s2; S[3] = s3;
-        return w - stage;
+    #define OFFHEAP_FVOTE_REFILL(k) {                                           \
+        int end_ = e##k == b##k;                                                 \
+        const unsigned char *np_, *ne_;                                          \
+        w[(k) * OFFHEAP_FVOTE_CAP + x##k] = OFFHEAP_FVOTE_END;                   \
+        x##k += end_;                                                            \
+        i##k += end_;                                                            \
+        np_ = buf + rel[i##k];                                                   \
+        ne_ = np_ + len[i##k];                                                   \
+        b##k = end_ ? np_ : b##k;                                                \
+        e##k = end_ ? ne_ : e##k;                                                \
+        s##k = end_ ? 0 : s##k;                                                  \
     }
 
     /* The type of the string p[0:n) from its types' rank bits m (-1: none). */
@@ -372,45 +369,100 @@ cdef extern from *:
         return offheap_vote_close(V, 0);
     }
 
+    /* Count lane k's staged states (x of them) and close its strings, from cls[*cur] on. */
+    static void offheap_fvote_flush(const offheap_fvote *F, const uint32_t *stage, Py_ssize_t x,
+                                    uint64_t *mask, Py_ssize_t *cur, const unsigned char *buf,
+                                    const uint64_t *rel, const uint64_t *len, int64_t *cls) {
+        int64_t *hist = F->hist;
+        const uint64_t *tmask = F->tmask;
+        unsigned shift = F->shift;
+        uint32_t inv = F->inv;
+        uint64_t m = *mask;
+        Py_ssize_t i = *cur, r;
+        for (r = 0; r < x; r++) {
+            uint32_t g = stage[r];
+            if (g == OFFHEAP_FVOTE_END) {
+                cls[i] = offheap_fvote_close(F, m, buf + rel[i], (Py_ssize_t)len[i]);
+                i++;
+                m = 0;
+            } else {
+                uint32_t st = (g >> shift) * inv;
+                hist[st]++;
+                m |= tmask[st];
+            }
+        }
+        *mask = m;
+        *cur = i;
+    }
+
+    /* stage: 4 * OFFHEAP_FVOTE_CAP uint32 */
     static void offheap_fvote_strings(offheap_fvote *F, const unsigned char *buf,
                                       const uint64_t *rel, const uint64_t *len,
                                       Py_ssize_t i0, Py_ssize_t ns, int64_t *cls,
-                                      uint64_t *stage) {
+                                      uint32_t *w) {
+        const int32_t *trans = F->trans, *classes = F->classes;
+        uint32_t thr = (uint32_t)F->thr;
         const unsigned char *P[4], *E[4];
-        Py_ssize_t S[4], I[4], B[4], rem[4], n, m, r, i, j, t_;
+        Py_ssize_t S[4], I[4], B[4], rem[4], cur[4], i, j, t_;
         uint64_t mask[4] = {0, 0, 0, 0};
         int k;
         offheap_vote_lanes(buf, rel, len, i0, ns, P, E, S, I, B, rem);
-        for (;;) {
-            n = OFFHEAP_VOTE_BLOCK;
-            for (k = 0; k < 4; k++)
-                if (rem[k] < n)
-                    n = rem[k];
-            if (n == 0)
-                break;
-            m = offheap_fvote_block4(buf, rel, len, P, E, I, S, n, F->trans, F->classes,
-                                     F->thr, stage);
-            for (k = 0; k < 4; k++)
-                rem[k] -= n;
-            for (r = 0; r < m; r++) {
-                uint64_t g = stage[r];
-                k = (int)(g >> 62);
-                if (g & OFFHEAP_VOTE_END) {
-                    i = (Py_ssize_t)(g & (OFFHEAP_VOTE_END - 1));
-                    cls[i] = offheap_fvote_close(F, mask[k], buf + rel[i], (Py_ssize_t)len[i]);
-                    mask[k] = 0;
-                } else {
-                    uint32_t st = ((uint32_t)g >> F->shift) * F->inv;
-                    F->hist[st]++;
-                    mask[k] |= F->tmask[st];
+        for (k = 0; k < 4; k++)
+            cur[k] = I[k];
+        {
+            /* the lanes as scalars: arrays would live in memory across the step loop */
+            const unsigned char *b0 = P[0], *b1 = P[1], *b2 = P[2], *b3 = P[3];
+            const unsigned char *e0 = E[0], *e1 = E[1], *e2 = E[2], *e3 = E[3];
+            Py_ssize_t l0 = I[0], l1 = I[1], l2 = I[2], l3 = I[3];
+            Py_ssize_t x0 = 0, x1 = 0, x2 = 0, x3 = 0;
+            uint32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+            #define i0 l0
+            #define i1 l1
+            #define i2 l2
+            #define i3 l3
+            while (i0 < B[0] && i1 < B[1] && i2 < B[2] && i3 < B[3]) {
+                Py_ssize_t c = e0 - b0, d, mx = x0;
+                d = e1 - b1; c = d < c ? d : c;
+                d = e2 - b2; c = d < c ? d : c;
+                d = e3 - b3; c = d < c ? d : c;
+                mx = x1 > mx ? x1 : mx;
+                mx = x2 > mx ? x2 : mx;
+                mx = x3 > mx ? x3 : mx;
+                if (mx > OFFHEAP_FVOTE_CAP - 257) {
+                    offheap_fvote_flush(F, w, x0, &mask[0], &cur[0], buf, rel, len, cls);
+                    offheap_fvote_flush(F, w + OFFHEAP_FVOTE_CAP, x1, &mask[1], &cur[1], buf, rel, len, cls);
+                    offheap_fvote_flush(F, w + 2 * OFFHEAP_FVOTE_CAP, x2, &mask[2], &cur[2], buf, rel, len, cls);
+                    offheap_fvote_flush(F, w + 3 * OFFHEAP_FVOTE_CAP, x3, &mask[3], &cur[3], buf, rel, len, cls);
+                    x0 = x1 = x2 = x3 = mx = 0;
                 }
+                /* room for c states and an END in every lane's stage */
+                if (c > OFFHEAP_FVOTE_CAP - 2 - mx)
+                    c = OFFHEAP_FVOTE_CAP - 2 - mx;
+                b0 += c; b1 += c; b2 += c; b3 += c;
+                for (j = -c; j < 0; j++) {
+                    OFFHEAP_FVOTE_STEP(0) OFFHEAP_FVOTE_STEP(1) OFFHEAP_FVOTE_STEP(2) OFFHEAP_FVOTE_STEP(3)
+                }
+                OFFHEAP_FVOTE_REFILL(0) OFFHEAP_FVOTE_REFILL(1) OFFHEAP_FVOTE_REFILL(2) OFFHEAP_FVOTE_REFILL(3)
             }
+            #undef i0
+            #undef i1
+            #undef i2
+            #undef i3
+            offheap_fvote_flush(F, w, x0, &mask[0], &cur[0], buf, rel, len, cls);
+            offheap_fvote_flush(F, w + OFFHEAP_FVOTE_CAP, x1, &mask[1], &cur[1], buf, rel, len, cls);
+            offheap_fvote_flush(F, w + 2 * OFFHEAP_FVOTE_CAP, x2, &mask[2], &cur[2], buf, rel, len, cls);
+            offheap_fvote_flush(F, w + 3 * OFFHEAP_FVOTE_CAP, x3, &mask[3], &cur[3], buf, rel, len, cls);
+            P[0] = b0; P[1] = b1; P[2] = b2; P[3] = b3;
+            E[0] = e0; E[1] = e1; E[2] = e2; E[3] = e3;
+            I[0] = l0; I[1] = l1; I[2] = l2; I[3] = l3;
+            S[0] = s0; S[1] = s1; S[2] = s2; S[3] = s3;
         }
+        /* what is left of each lane, alone */
         for (k = 0; k < 4; k++) {
             while (I[k] < B[k]) {
                 i = I[k];
                 for (j = 0; j < E[k] - P[k]; j++) {
-                    t_ = F->trans[S[k] + F->classes[P[k][j]]];
+                    t_ = trans[S[k] + classes[P[k][j]]];
                     if (t_ >= F->thr) {
                         uint32_t st = ((uint32_t)t_ >> F->shift) * F->inv;
                         F->hist[st]++;
@@ -456,7 +508,7 @@ cdef extern from *:
         offheap_vote* V
     void offheap_fvote_strings(offheap_fvote* F, const unsigned char* buf, const uint64_t* rel,
                                const uint64_t* len, Py_ssize_t i0, Py_ssize_t ns, int64_t* cls,
-                               uint64_t* stage) noexcept nogil
+                               uint32_t* stage) noexcept nogil
     void offheap_vote_run1(offheap_vote* V, int k, const unsigned char* p, Py_ssize_t n,
                            Py_ssize_t* s_io) noexcept nogil
     int64_t offheap_vote_close(offheap_vote* V, int k) noexcept nogil
@@ -582,7 +634,7 @@ def vote_strings(const unsigned char[::1] buf, uint64_t base, Py_ssize_t end,
         F.rank_prio = &rpv[0]
         F.V = &V
         with nogil:
-            offheap_fvote_strings(&F, bp, &rv[0], &lv[0], i0, ns, &cl[0], sp)
+            offheap_fvote_strings(&F, bp, &rv[0], &lv[0], i0, ns, &cl[0], <uint32_t *>sp)
         # per-pattern counts from the states' counts
         op = _np.asarray(out_ptr)
         per_out = _np.repeat(hist[new_of], _np.diff(op))

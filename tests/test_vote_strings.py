@@ -1,0 +1,82 @@
+"""vote_strings on many strings: the compiled voter (four lanes, stages flushed as they
+fill, lanes refilled at string ends) against the pure-Python twin, which votes one
+string at a time."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from offheap import _scan, _scan_py
+from offheap.matching import build_tables
+
+pytestmark = pytest.mark.single_impl     # both kernels are called directly
+
+ALPHABET = b'ab{":}x'
+
+
+def _case(seed: int, nstrings: int, ntypes: int, carried: bool, open_run: bool):
+    """A window of random text over a small alphabet (so matches are dense), random
+    patterns over it with random types and priorities (ties included), sorted
+    disjoint strings of 1..300 bytes in it; with ``carried`` the first string began
+    in the last window (its start, a state and matches so far are carried)."""
+    rng = np.random.default_rng(seed)
+    npat = int(rng.integers(1, 90))
+    pats = sorted({bytes(rng.choice(list(ALPHABET), int(rng.integers(1, 5))).tolist())
+                   for _ in range(npat)})
+    pat_type = rng.integers(0, ntypes, len(pats)).astype(np.int64)
+    priority = rng.integers(0, 3, ntypes).astype(np.int64)
+    lens = rng.integers(1, 301, nstrings).astype(np.uint64)
+    gaps = rng.integers(0, 4, nstrings).astype(np.uint64)
+    base = 1000
+    offs = base + np.cumsum(gaps + lens) - lens
+    last = int(offs[-1] + lens[-1])
+    end = last - base + int(rng.integers(0, 50))
+    data = bytes(rng.choice(list(ALPHABET), end).tolist())
+    t = build_tables(pats)
+    carry = np.zeros(len(pats) + 3, np.int64)
+    if carried:
+        first_end = int(offs[0] + lens[0])
+        offs[0] = base - int(rng.integers(1, 40))
+        lens[0] = first_end - int(offs[0])
+        carry[:3] = (1, int(offs[0]), int(rng.integers(0, len(t.trans) // t.ncls)) * t.ncls)
+        carry[3:] = rng.integers(0, 3, len(pats))
+    open_start = last + int(rng.integers(0, base + end - last + 1))
+    return (data, base, end, offs, lens, t.trans, t.classes, t.ncls, t.out_ptr, t.out_ids,
+            pat_type, priority), carry, open_run, open_start, t
+
+
+def _vote(mod, args, carry, open_run, open_start):
+    counts = np.zeros(len(args[10]), np.int64)
+    carry = carry.copy()
+    cls = mod.vote_strings(*args, counts, carry, open_run, open_start)
+    return cls.tolist(), counts.tolist(), carry.tolist()
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), nstrings=st.integers(1, 1500), ntypes=st.integers(1, 70),
+       carried=st.booleans(), open_run=st.booleans())
+def test_compiled_voter_equals_the_twin_on_many_strings(seed, nstrings, ntypes, carried, open_run):
+    args, carry, open_run, open_start, _ = _case(seed, nstrings, ntypes, carried, open_run)
+    assert _vote(_scan, args, carry, open_run, open_start) == _vote(_scan_py, args, carry, open_run,
+                                                                  open_start)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), nstrings=st.integers(1000, 4000), ntypes=st.integers(1, 64))
+def test_compiled_voter_equals_joined_matches_on_thousands_of_strings(seed, nstrings, ntypes):
+    # the compiled join (every match of the window, then matches to strings) as the
+    # reference: fast enough for thousands of strings, so every lane's stage fills,
+    # flushes and refills many times
+    args, _, _, _, t = _case(seed, nstrings, ntypes, False, False)
+    data, base, end, offs, lens = args[:5]
+    pat_type, priority = args[10], args[11]
+    cls, counts, carry = _vote(_scan, args, np.zeros(len(pat_type) + 3, np.int64), False, 0)
+    assert carry == [0] * (len(pat_type) + 3)
+    m_off, m_pid, _ = _scan.ac_scan(data, 0, end, *t.kernel_args(), 0, 0)
+    want_counts = np.zeros(len(pat_type), np.int64)
+    want, _ = _scan.string_types(offs - np.uint64(base), lens, m_off, m_pid,
+                                 t.pat_len.astype(np.int64), pat_type, priority, want_counts)
+    assert cls == want.tolist()
+    assert counts == want_counts.tolist()
