@@ -41,7 +41,6 @@ except ImportError:  # run from a checkout without installing
     sys.path.insert(0, str(HERE.parent / "src"))
 
 import ahocorasick  # noqa: E402
-import numpy as np  # noqa: E402
 
 import gen_dump  # noqa: E402
 from offheap import _impl  # noqa: E402
@@ -71,6 +70,11 @@ def ensure_dump(cache: Path, size: int, seed: int) -> Path:
         gen_dump.generate(path, size, seed)
         os.chmod(path, 0o600)
     return path
+
+
+def default_dump() -> Path:
+    """The hot 64 MiB arena-like dump the kernel benchmarks share (made when missing)."""
+    return ensure_dump(Path("/tmp/offheap-bench"), 64 << 20, 0)
 
 
 def best_of(repeat: int, fn):

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # no spinning BLAS threads beside the scan
@@ -23,8 +22,10 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # no spinning BLAS threads b
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "src"))
 
+from bench_match import best_of, default_dump  # noqa: E402
 from offheap import _scan  # noqa: E402
 from offheap.matching import build_tables  # noqa: E402
 from offheap.signatures import builtin  # noqa: E402
@@ -33,21 +34,13 @@ FIVE = [b'"unread_count"', b'"presence"', b'"message_new"', b'"typing"', b'"read
 TEN = FIVE + [b'"ts"', b'"uid"', b'"from"', b'"to"', b'"event"']
 
 
-def best_of(fn, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--dump", default="/tmp/offheap-bench/arena-64M-seed0-v1.bin")
+    ap.add_argument("--dump", type=Path, default=None, help="default: the shared 64 MiB arena-like dump")
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args(argv)
-    data = Path(args.dump).read_bytes()
+    args.dump = args.dump or default_dump()
+    data = args.dump.read_bytes()
     print(f"{args.dump}: {len(data) >> 20} MiB, CPU path {_scan._simd_level()}")
     sets = [("five", FIVE), ("ten", TEN), ("builtin", list(builtin().pattern_set().patterns))]
     status = 0
@@ -60,7 +53,7 @@ def main(argv=None) -> int:
             try:
                 def run():
                     results[simd] = _scan.ac_scan(data, 0, len(data), *t.kernel_args(), 0, 0)
-                times[simd] = best_of(run, args.repeat)
+                times[simd] = best_of(args.repeat, run)[0]
             finally:
                 _scan._set_simd(previous)
         a, b = results[True], results[False]

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -28,7 +27,6 @@ try:
 except ImportError:  # run from a checkout without installing
     sys.path.insert(0, str(HERE.parent / "src"))
 
-import gen_dump  # noqa: E402
 from bench_match import best_of, ensure_dump  # noqa: E402
 from offheap import _impl, scan_many, strings  # noqa: E402
 from offheap.attribute import _method_for, attribute  # noqa: E402

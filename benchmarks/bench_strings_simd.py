@@ -43,10 +43,13 @@ def run(data: bytes, min_len: int, zeros: bool, simd: bool):
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--dump", default="/tmp/offheap-bench/arena-64M-seed0-v1.bin")
+    ap.add_argument("--dump", type=Path, default=None, help="default: the shared 64 MiB arena-like dump")
     ap.add_argument("--repeat", type=int, default=7)
     args = ap.parse_args()
-    data = Path(args.dump).read_bytes()
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_match import default_dump
+    args.dump = args.dump or default_dump()
+    data = args.dump.read_bytes()
     if _scan._simd_level() != "avx512":
         print("no AVX-512 path on this CPU (or OFFHEAP_NO_SIMD=1): nothing to compare")
         return 0

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # no spinning BLAS threads beside the scan
@@ -24,29 +23,23 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # no spinning BLAS threads b
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "src"))
 
+from bench_match import best_of, default_dump  # noqa: E402
 from offheap import _scan  # noqa: E402
 from offheap.signatures import PayloadType, Signatures, builtin  # noqa: E402
 
 FIVE = ["unread_count", "presence", "message_new", "typing", "read_receipt"]
 
 
-def best_of(fn, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--dump", default="/tmp/offheap-bench/arena-64M-seed0-v1.bin")
+    ap.add_argument("--dump", type=Path, default=None, help="default: the shared 64 MiB arena-like dump")
     ap.add_argument("--repeat", type=int, default=7)
     args = ap.parse_args(argv)
-    data = Path(args.dump).read_bytes()
+    args.dump = args.dump or default_dump()
+    data = args.dump.read_bytes()
     state = np.zeros(4, np.uint64)
     offs, lens = _scan.find_strings(data, 0, len(data), True, 8, "s", False, 0, state)
     text = int(lens.sum())
@@ -72,7 +65,7 @@ def main(argv=None) -> int:
                                              t.ncls, t.out_ptr, t.out_ids, pat_type, priority,
                                              counts, carry)
                     results[simd] = (cls, counts, carry)
-                times[simd] = best_of(run, args.repeat)
+                times[simd] = best_of(args.repeat, run)[0]
             finally:
                 _scan._set_simd(previous)
         a, b = results[True], results[False]
