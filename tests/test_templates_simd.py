@@ -135,7 +135,7 @@ def test_memo_with_copies(distinct, data):
             pool.append(s[:-1])
             pool.append(s + b"1")
     picks = data.draw(st.lists(st.integers(0, len(pool) - 1), min_size=300, max_size=600))
-    _check([pool[i] for i in picks])
+    _check_memo([pool[i] for i in picks])
 
 
 @needs_avx512
@@ -165,6 +165,15 @@ def test_string_ending_at_buffer_end():
         m.close()
 
 
+def test_key_mask_restores():
+    previous = _scan._set_template_key_mask(0)
+    try:
+        assert _scan._set_template_key_mask(previous) == 0
+    finally:
+        _scan._set_template_key_mask(previous)
+    assert _scan._set_template_key_mask(previous) == previous
+
+
 def test_set_simd_restores():
     previous = _scan._set_simd(False)
     try:
@@ -172,3 +181,69 @@ def test_set_simd_restores():
     finally:
         _scan._set_simd(previous)
     assert _scan._set_simd(previous) == previous
+
+
+# memo keys as computed, one key for all strings, and one key per bucket of eight:
+# with shared keys, only the byte comparison of a string with the memo's copy keeps
+# strings that differ in one byte (or only in length) apart
+_KEY_MASKS = (2**64 - 1, 0, 0xE000_0000_0000_0000)
+
+
+def _check_memo(strings: list[bytes]) -> None:
+    for mask in _KEY_MASKS:
+        previous = _scan._set_template_key_mask(mask)
+        try:
+            _check(strings)
+        finally:
+            _scan._set_template_key_mask(previous)
+
+
+def _shuffled(strings: list[bytes], seed: int) -> list[bytes]:
+    rng = np.random.default_rng(seed)
+    return [strings[i] for i in rng.permutation(len(strings))]
+
+
+@needs_avx512
+def test_memo_near_copies_share_ends():
+    """Thousands of distinct strings of one length with the same first and last 64
+    bytes, differing in one middle byte (or in a byte of the third or a later 64-byte
+    chunk), each copied a few times in shuffled order: more distinct strings than the
+    memo has entries, so entries are evicted and replaced while near copies of them
+    are looked up."""
+    head, tail = b'{"event":"typing","conv":"' + b"a" * 38, b"z" * 53 + b'","n":"ok"}'
+    strings = []
+    for k in range(3000):
+        middle = bytearray(b"m" * 100)
+        middle[k % 100] = 0x41 + k // 100            # one byte, at 100 positions
+        strings.append(head + bytes(middle) + tail)
+    for n in (150, 191, 192, 193, 255, 256, 257, 400):
+        for k in range(0, n, 7):                    # every chunk, the tail after 192 too
+            s = bytearray(b"q" * n)
+            s[k] = 0x30 + k % 10
+            strings.append(bytes(s))
+    _check_memo(_shuffled(strings * 3, 1))
+
+
+@needs_avx512
+def test_memo_repeats_far_apart():
+    """Copies more than 2 MiB apart (beyond any cache), with distinct strings
+    between them that evict the first copy's memo entry; and the memo switched off by
+    a run of strings without copies, then on again (every 1024 strings it checks)."""
+    distinct = [b'{"id":"%08d","msg":"free text %d","pad":"%s"}' % (k, k, b"p" * 30) for k in range(40000)]
+    hot = [b'{"event":"typing","conv_id":"c-1203%02d"}' % k for k in range(50)]
+    strings = hot + distinct[:30000] + hot + hot[::-1] + distinct[30000:] + hot * 100
+    _check_memo(strings)
+
+
+@needs_avx512
+def test_memo_prefixes_and_empty_strings():
+    """A string, its prefixes and its extensions by one byte, copied: they share the
+    first chunks (and, for the extensions, most of the key's input); empty strings
+    between them many times."""
+    base = bytes(range(32, 127)) * 4                # 380 bytes, every chunk distinct
+    strings = []
+    for n in (0, 1, 63, 64, 65, 127, 128, 129, 191, 192, 193, 255, 256, 257, 380):
+        strings += [base[:n], b"", base[:n] + b"7", base[:n]]
+    _check_memo(strings * 40)
+    fast, portable = _both(b"", [0] * 300, [0] * 300)     # no buffer at all
+    assert fast == portable == [_twin(b"")] * 300

@@ -12,7 +12,7 @@
 
 cimport cython
 from libc.stdint cimport uint64_t
-from libc.stdlib cimport calloc, free
+from libc.stdlib cimport free
 
 cdef enum:
     LONG_TOKEN = 16
@@ -116,6 +116,7 @@ cdef uint64_t _template_hash_strided(const unsigned char *p, Py_ssize_t n, int s
 cdef extern from *:
     """
     #include <stdint.h>
+    #include <stdlib.h>
     #include <string.h>
     /* Masked text of one string of bytes, hashed as _template_hash_strided does, in
        one pass: the masked bytes go to a small buffer that is hashed 8 bytes at a
@@ -297,16 +298,35 @@ cdef extern from *:
     }
 
     /* Leaked memory is mostly copies: in the arena-like dumps 87 % of the text bytes
-       belong to strings byte-for-byte equal to an earlier one. A direct-mapped memo
-       of recent strings (keyed by a hash of the raw bytes, confirmed by memcmp, so
-       the result is exactly the one computing it gives) answers those with one
-       comparison instead of the tokenizer. */
+       belong to strings byte-for-byte equal to an earlier one. A memo of recent
+       strings (keyed by a hash of the raw bytes, confirmed by comparing the bytes
+       with the memo's copy, so the result is exactly the one computing it gives)
+       answers those with one comparison instead of the tokenizer: here direct-mapped,
+       in the AVX-512 path two-way (see offheap_template_hashes1_avx512). */
     #define OFFHEAP_TPL_MEMO_BITS 14
+    /* ANDed into every memo key: all ones, except in the tests, which clear bits so
+       that different strings share keys and only the byte comparison tells them
+       apart. */
+    static uint64_t offheap_tpl_keymask = ~0ULL;
     typedef struct {
         const unsigned char *p;   /* a string inside the caller's buffer */
-        Py_ssize_t n;
+        Py_ssize_t n;             /* -1: empty (no string has that length) */
         uint64_t key, h;
     } offheap_tpl_memo;
+    /* The memo's 512 KiB, 64-byte aligned (the AVX-512 path reads it as pairs of
+       entries, one cache line each), every entry empty; NULL when out of memory. */
+    static offheap_tpl_memo *offheap_tpl_memo_new(void) {
+        size_t k, count = (size_t)1 << OFFHEAP_TPL_MEMO_BITS;
+        offheap_tpl_memo *m = (offheap_tpl_memo *)aligned_alloc(64, count * sizeof(offheap_tpl_memo));
+        if (m != NULL)
+            for (k = 0; k < count; k++) {
+                m[k].p = NULL;
+                m[k].n = -1;
+                m[k].key = 0;
+                m[k].h = 0;
+            }
+        return m;
+    }
 
     /* A hash of all the raw bytes (strings of one template often differ only in an
        id somewhere in the middle): four independent multiply chains over 32 bytes
@@ -335,7 +355,7 @@ cdef extern from *:
         k0 = (k0 ^ (k1 >> 17) ^ (k1 << 47)) * OFFHEAP_TPL_MIX;
         k0 = (k0 ^ (k2 >> 31) ^ (k2 << 33)) * OFFHEAP_TPL_MIX;
         k0 = (k0 ^ (k3 >> 23) ^ (k3 << 41)) * OFFHEAP_TPL_MIX;
-        return k0 ^ (k0 >> 32);
+        return (k0 ^ (k0 >> 32)) & offheap_tpl_keymask;
     }
 
     /* Hashes of count strings (bytes). The memo (if not NULL) is used while it
@@ -544,72 +564,112 @@ cdef extern from *:
         acc = _mm512_add_epi64(acc, _mm512_mul_epu32(d, _mm512_srli_epi64(d, 32)));
         return _mm512_add_epi64(acc, _mm512_shuffle_epi32(c, _MM_PERM_BADC));
     }
+    /* The masks of a string's first three 64-byte chunks, by length (lengths from 192
+       on load all three whole): a table lookup, where computing them costs either
+       branches on the length, which it cannot predict, or a dozen instructions. */
+    static uint64_t offheap_tpl_masks[193][4];
+    static void offheap_tpl_avx512_init(void) {
+        int n, c;
+        for (n = 0; n <= 192; n++)
+            for (c = 0; c < 3; c++) {
+                int r = n - 64 * c;
+                offheap_tpl_masks[n][c] = r <= 0 ? 0 : r >= 64 ? ~0ULL : (1ULL << r) - 1;
+            }
+    }
+    /* the mask of the chunk at j >= 192 (the rare long strings) */
     OFFHEAP_TPL_AVX512
     static inline uint64_t offheap_tpl_chunkmask(Py_ssize_t n, Py_ssize_t j) {
         Py_ssize_t r = n - j;
-        return r <= 0 ? 0 : r >= 64 ? ~0ULL : _bzhi_u64(~0ULL, (unsigned)r);
+        return r >= 64 ? ~0ULL : _bzhi_u64(~0ULL, (unsigned)r);
+    }
+    OFFHEAP_TPL_AVX512
+    static inline uint64_t offheap_tpl_key512(const unsigned char *q, Py_ssize_t n, __m512i k0, __m512i k1) {
+        const uint64_t *m = offheap_tpl_masks[n < 192 ? n : 192];
+        __m512i c0 = _mm512_maskz_loadu_epi8(m[0], q), c1 = _mm512_maskz_loadu_epi8(m[1], q + 64),
+                c2 = _mm512_maskz_loadu_epi8(m[2], q + 128);
+        __m512i acc = offheap_tpl_acc(_mm512_set1_epi64(n), c0, k0);
+        acc = offheap_tpl_acc(acc, c1, k1);
+        acc = offheap_tpl_acc(_mm512_ror_epi64(acc, 23), c2, k0);
+        Py_ssize_t j;
+        for (j = 192; j < n; j += 64) {
+            acc = _mm512_ror_epi64(acc, 23);
+            acc = offheap_tpl_acc(acc, _mm512_maskz_loadu_epi8(offheap_tpl_chunkmask(n, j), q + j),
+                                  (j & 64) ? k1 : k0);
+        }
+        __m256i a4 = _mm256_xor_si256(_mm512_castsi512_si256(acc), _mm512_extracti64x4_epi64(acc, 1));
+        __m128i a2 = _mm_add_epi64(_mm256_castsi256_si128(a4), _mm256_extracti128_si256(a4, 1));
+        uint64_t key = (uint64_t)_mm_cvtsi128_si64(a2) * OFFHEAP_TPL_MIX ^ (uint64_t)_mm_extract_epi64(a2, 1);
+        key = (key ^ (key >> 29)) * OFFHEAP_TPL_MIX;
+        return (key ^ (key >> 32)) & offheap_tpl_keymask;
+    }
+    /* 1 when the n bytes at a and b are equal */
+    OFFHEAP_TPL_AVX512
+    static inline int offheap_tpl_equal(const unsigned char *a, const unsigned char *b, Py_ssize_t n) {
+        const uint64_t *m = offheap_tpl_masks[n < 192 ? n : 192];
+        uint64_t ne = _mm512_cmpneq_epi8_mask(_mm512_maskz_loadu_epi8(m[0], a), _mm512_maskz_loadu_epi8(m[0], b))
+                    | _mm512_cmpneq_epi8_mask(_mm512_maskz_loadu_epi8(m[1], a + 64), _mm512_maskz_loadu_epi8(m[1], b + 64))
+                    | _mm512_cmpneq_epi8_mask(_mm512_maskz_loadu_epi8(m[2], a + 128), _mm512_maskz_loadu_epi8(m[2], b + 128));
+        Py_ssize_t j;
+        for (j = 192; j < n && !ne; j += 64) {
+            uint64_t mj = offheap_tpl_chunkmask(n, j);
+            ne = _mm512_cmpneq_epi8_mask(_mm512_maskz_loadu_epi8(mj, a + j), _mm512_maskz_loadu_epi8(mj, b + j));
+        }
+        return ne == 0;
     }
 
+    /* The memo as 8192 buckets of two entries (one cache line; fewer strings evicted by
+       another with the same slot: 46,000 tokenizer calls instead of 66,000 on the
+       arena-like dump). A key is computed OFFHEAP_TPL_AHEAD strings before its string is
+       looked up, and its bucket prefetched, so the lookup does not wait for the bucket.
+       A miss puts the string in the first entry and moves the first to the second,
+       unless an entry has the string's key and length (a string of the same key that
+       differs): that entry is replaced. */
+    #define OFFHEAP_TPL_BUCKET_BITS (OFFHEAP_TPL_MEMO_BITS - 1)
+    #define OFFHEAP_TPL_AHEAD 8
+    #define OFFHEAP_TPL_PREFETCH 24
+    typedef struct {
+        Py_ssize_t hits, resume;
+        int use;
+        uint64_t ring[OFFHEAP_TPL_AHEAD];     /* keys of the next strings, by index % AHEAD */
+        __m512i k0, k1;
+    } offheap_tpl_state;
+    /* Strings from..to-1, in one block of 1024 (the memo is switched on or off between
+       blocks). With checked 0, the strings AHEAD and PREFETCH further on must exist (the
+       bounds tests cost 4 % of the time, so the bulk runs without them). */
     OFFHEAP_TPL_AVX512
-    static void offheap_template_hashes1_avx512(const unsigned char *p, uint64_t base,
-                                                const uint64_t *offsets, const uint64_t *lengths,
-                                                Py_ssize_t count, uint64_t *out,
-                                                offheap_tpl_memo *memo) {
-        Py_ssize_t i, hits = 0, resume = 0;
-        int use = memo != NULL;
-        const __m512i k0 = _mm512_set_epi64(0x243F6A8885A308D3ULL, 0x13198A2E03707344ULL, 0xA4093822299F31D0ULL,
-                                            0x082EFA98EC4E6C89ULL, 0x452821E638D01377ULL, 0xBE5466CF34E90C6CULL,
-                                            0xC0AC29B7C97C50DDULL, 0x3F84D5B5B5470917ULL);
-        const __m512i k1 = _mm512_set_epi64(0x9216D5D98979FB1BULL, 0xD1310BA698DFB5ACULL, 0x2FFD72DBD01ADFB7ULL,
-                                            0xB8E1AFED6A267E96ULL, 0xBA7C9045F12C7F99ULL, 0x24A19947B3916CF7ULL,
-                                            0x0801F2E2858EFC16ULL, 0x636920D871574E69ULL);
-        for (i = 0; i < count; i++) {
+    static inline __attribute__((always_inline)) void offheap_tpl_run(
+            const unsigned char *p, uint64_t base, const uint64_t *offsets, const uint64_t *lengths,
+            Py_ssize_t count, uint64_t *out, offheap_tpl_memo *memo, offheap_tpl_state *s,
+            Py_ssize_t from, Py_ssize_t to, int checked) {
+        Py_ssize_t i;
+        for (i = from; i < to; i++) {
             const unsigned char *q = p + (offsets[i] - base);
             Py_ssize_t n = (Py_ssize_t)lengths[i];
-            if (i + 16 < count) {
+            if (!checked || i + OFFHEAP_TPL_PREFETCH < count) {
                 /* the strings ahead: their loads are the one latency not hidden here */
-                const char *f = (const char *)p + (offsets[i + 16] - base);
+                const char *f = (const char *)p + (offsets[i + OFFHEAP_TPL_PREFETCH] - base);
                 _mm_prefetch(f, _MM_HINT_T0);
                 _mm_prefetch(f + 64, _MM_HINT_T0);
+                _mm_prefetch(f + 128, _MM_HINT_T0);
             }
-            if (use) {
-                uint64_t m0 = offheap_tpl_chunkmask(n, 0), m1 = offheap_tpl_chunkmask(n, 64),
-                         m2 = offheap_tpl_chunkmask(n, 128);
-                __m512i c0 = _mm512_maskz_loadu_epi8(m0, q), c1 = _mm512_maskz_loadu_epi8(m1, q + 64),
-                        c2 = _mm512_maskz_loadu_epi8(m2, q + 128);
-                __m512i acc = offheap_tpl_acc(_mm512_set1_epi64(n), c0, k0);
-                acc = offheap_tpl_acc(acc, c1, k1);
-                acc = offheap_tpl_acc(_mm512_ror_epi64(acc, 23), c2, k0);
-                Py_ssize_t j;
-                for (j = 192; j < n; j += 64) {
-                    acc = _mm512_ror_epi64(acc, 23);
-                    acc = offheap_tpl_acc(acc, _mm512_maskz_loadu_epi8(offheap_tpl_chunkmask(n, j), q + j),
-                                          (j & 64) ? k1 : k0);
+            if (s->use) {
+                uint64_t key = s->ring[i % OFFHEAP_TPL_AHEAD];
+                if (!checked || i + OFFHEAP_TPL_AHEAD < count) {
+                    uint64_t ka = offheap_tpl_key512(p + (offsets[i + OFFHEAP_TPL_AHEAD] - base),
+                                                     (Py_ssize_t)lengths[i + OFFHEAP_TPL_AHEAD], s->k0, s->k1);
+                    s->ring[i % OFFHEAP_TPL_AHEAD] = ka;
+                    _mm_prefetch((const char *)&memo[(ka >> (64 - OFFHEAP_TPL_BUCKET_BITS)) << 1], _MM_HINT_T0);
                 }
-                __m256i a4 = _mm256_xor_si256(_mm512_castsi512_si256(acc), _mm512_extracti64x4_epi64(acc, 1));
-                __m128i a2 = _mm_add_epi64(_mm256_castsi256_si128(a4), _mm256_extracti128_si256(a4, 1));
-                uint64_t key = (uint64_t)_mm_cvtsi128_si64(a2) * OFFHEAP_TPL_MIX
-                               ^ (uint64_t)_mm_extract_epi64(a2, 1);
-                key = (key ^ (key >> 29)) * OFFHEAP_TPL_MIX;
-                key ^= key >> 32;
-                offheap_tpl_memo *e = &memo[key >> (64 - OFFHEAP_TPL_MEMO_BITS)];
-                int hit = 0;
-                if (e->key == key && e->n == n && e->p != NULL) {
-                    const unsigned char *r = e->p;
-                    uint64_t ne = _mm512_cmpneq_epi8_mask(c0, _mm512_maskz_loadu_epi8(m0, r))
-                                | _mm512_cmpneq_epi8_mask(c1, _mm512_maskz_loadu_epi8(m1, r + 64))
-                                | _mm512_cmpneq_epi8_mask(c2, _mm512_maskz_loadu_epi8(m2, r + 128));
-                    for (j = 192; j < n && !ne; j += 64) {
-                        uint64_t mj = offheap_tpl_chunkmask(n, j);
-                        ne = _mm512_cmpneq_epi8_mask(_mm512_maskz_loadu_epi8(mj, q + j),
-                                                     _mm512_maskz_loadu_epi8(mj, r + j));
-                    }
-                    hit = ne == 0;
-                }
-                if (hit) {
+                offheap_tpl_memo *b = &memo[(key >> (64 - OFFHEAP_TPL_BUCKET_BITS)) << 1];
+                offheap_tpl_memo *e = &b[b[1].key == key && b[1].n == n];
+                if (e->key == key && e->n == n && offheap_tpl_equal(e->p, q, n)) {
                     out[i] = e->h;
-                    hits++;
+                    s->hits++;
                 } else {
+                    if (e->key != key || e->n != n) {
+                        b[1] = b[0];
+                        e = b;
+                    }
                     e->n = n;
                     e->key = key;
                     e->h = out[i] = offheap_template_hash1_avx512(q, n);
@@ -618,20 +678,57 @@ cdef extern from *:
             } else {
                 out[i] = offheap_template_hash1_avx512(q, n);
             }
-            if ((i & 1023) == 1023) {
-                if (use && hits < 128) {
-                    use = 0;
-                    resume = i + 16384;
-                } else if (!use && memo != NULL && i >= resume) {
-                    use = 1;
+        }
+    }
+    OFFHEAP_TPL_AVX512
+    static void offheap_template_hashes1_avx512(const unsigned char *p, uint64_t base,
+                                                const uint64_t *offsets, const uint64_t *lengths,
+                                                Py_ssize_t count, uint64_t *out,
+                                                offheap_tpl_memo *memo) {
+        offheap_tpl_state s;
+        Py_ssize_t i, k, end, bulk = count > OFFHEAP_TPL_PREFETCH ? count - OFFHEAP_TPL_PREFETCH : 0;
+        s.hits = 0;
+        s.resume = 0;
+        s.use = memo != NULL;
+        s.k0 = _mm512_set_epi64(0x243F6A8885A308D3ULL, 0x13198A2E03707344ULL, 0xA4093822299F31D0ULL,
+                                0x082EFA98EC4E6C89ULL, 0x452821E638D01377ULL, 0xBE5466CF34E90C6CULL,
+                                0xC0AC29B7C97C50DDULL, 0x3F84D5B5B5470917ULL);
+        s.k1 = _mm512_set_epi64(0x9216D5D98979FB1BULL, 0xD1310BA698DFB5ACULL, 0x2FFD72DBD01ADFB7ULL,
+                                0xB8E1AFED6A267E96ULL, 0xBA7C9045F12C7F99ULL, 0x24A19947B3916CF7ULL,
+                                0x0801F2E2858EFC16ULL, 0x636920D871574E69ULL);
+        if (s.use)
+            for (k = 0; k < OFFHEAP_TPL_AHEAD && k < count; k++)
+                s.ring[k] = offheap_tpl_key512(p + (offsets[k] - base), (Py_ssize_t)lengths[k], s.k0, s.k1);
+        for (i = 0; i < count; i = end) {
+            end = i + 1024 < count ? i + 1024 : count;
+            if (end <= bulk) {
+                offheap_tpl_run(p, base, offsets, lengths, count, out, memo, &s, i, end, 0);
+            } else {
+                offheap_tpl_run(p, base, offsets, lengths, count, out, memo, &s, i, i > bulk ? i : bulk, 0);
+                offheap_tpl_run(p, base, offsets, lengths, count, out, memo, &s, i > bulk ? i : bulk, end, 1);
+            }
+            if (end - i == 1024) {
+                /* the memo is used while it answers at least one string in eight; when it
+                   does not (text without copies), it is left off for the next 16384
+                   strings and then tried again */
+                if (s.use && s.hits < 128) {
+                    s.use = 0;
+                    s.resume = end + 16383;
+                } else if (!s.use && memo != NULL && end - 1 >= s.resume) {
+                    s.use = 1;
+                    for (k = end; k < end + OFFHEAP_TPL_AHEAD && k < count; k++)
+                        s.ring[k % OFFHEAP_TPL_AHEAD] = offheap_tpl_key512(p + (offsets[k] - base),
+                                                                           (Py_ssize_t)lengths[k], s.k0, s.k1);
                 }
-                hits = 0;
+                s.hits = 0;
             }
         }
     }
     #define OFFHEAP_TPL_HAVE_AVX512 1
     #else
     #define OFFHEAP_TPL_HAVE_AVX512 0
+    static void offheap_tpl_avx512_init(void) {
+    }
     static void offheap_template_hashes1_avx512(const unsigned char *p, uint64_t base,
                                                 const uint64_t *offsets, const uint64_t *lengths,
                                                 Py_ssize_t count, uint64_t *out,
@@ -641,10 +738,12 @@ cdef extern from *:
     #endif
     """
     void offheap_tpl_init() noexcept nogil
+    void offheap_tpl_avx512_init() noexcept nogil
     uint64_t offheap_template_hash1(const unsigned char* p, Py_ssize_t n) noexcept nogil
     ctypedef struct offheap_tpl_memo:
         pass
-    enum: OFFHEAP_TPL_MEMO_BITS
+    offheap_tpl_memo *offheap_tpl_memo_new() noexcept nogil
+    uint64_t offheap_tpl_keymask
     void offheap_template_hashes1(const unsigned char* p, uint64_t base, const uint64_t* offsets,
                                   const uint64_t* lengths, Py_ssize_t count, uint64_t* out,
                                   offheap_tpl_memo* memo) noexcept nogil
@@ -653,6 +752,7 @@ cdef extern from *:
                                          offheap_tpl_memo* memo) noexcept nogil
 
 offheap_tpl_init()
+offheap_tpl_avx512_init()
 
 
 @cython.boundscheck(False)
@@ -675,7 +775,7 @@ def template_hashes(const unsigned char[::1] buf, uint64_t base, const uint64_t[
     cdef const unsigned char *p = &buf[0] if n > 0 else NULL
     cdef offheap_tpl_memo *memo = NULL
     if unit == 1 and count >= 256:   # (a memo of 512 KiB pays for many strings only)
-        memo = <offheap_tpl_memo *>calloc(1 << OFFHEAP_TPL_MEMO_BITS, sizeof(offheap_tpl_memo))
+        memo = offheap_tpl_memo_new()
         if memo == NULL:
             raise MemoryError()
     with nogil:
@@ -690,6 +790,16 @@ def template_hashes(const unsigned char[::1] buf, uint64_t base, const uint64_t[
                                               <Py_ssize_t>lengths[i] - lane, unit)
     free(memo)
     return out
+
+
+def _set_template_key_mask(uint64_t mask):
+    """Test hook: AND ``mask`` into the memo keys of ``template_hashes`` (0 gives
+    every string the same key), returning the previous mask. The hashes do not
+    change, only how many strings the byte comparison has to tell apart."""
+    global offheap_tpl_keymask
+    previous = offheap_tpl_keymask
+    offheap_tpl_keymask = mask
+    return previous
 
 
 @cython.boundscheck(False)
