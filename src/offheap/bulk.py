@@ -255,6 +255,10 @@ def _worker_init(sigs: Signatures, min_len: int, top: int, implementation: str) 
     _WORKER.update(sigs=sigs, min_len=min_len, top=top)
 
 
+def _worker_ready() -> None:
+    """The first task: done once a worker has started and loaded the signatures."""
+
+
 def _worker_scan(spec: DumpSpec) -> DumpResult:
     return _scan_one(spec, _WORKER["sigs"], _WORKER["min_len"], _WORKER["top"])
 
@@ -288,9 +292,18 @@ def _sigint_deferred() -> Iterator[None]:
 
 def _in_processes(specs: Sequence[DumpSpec], sigs: Signatures, min_len: int, top: int, workers: int,
                   done: Callable[[DumpResult], DumpResult]) -> list[DumpResult]:
+    """Scan with ``workers - 1`` worker processes and this process as the last worker.
+
+    Starting a worker (a fresh interpreter importing numpy and the kernels) takes
+    ~0.1-0.2 s, as long as scanning a few dumps: this process scans dumps from the same
+    queue meanwhile instead of waiting, and the workers get dumps only once they are
+    up (a first empty task says so), two each at a time, from the queue's other end,
+    so a short run never waits for a worker that has not started.
+    """
     import multiprocessing
     import multiprocessing.forkserver
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from collections import deque
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     from . import _impl
 
@@ -305,18 +318,38 @@ def _in_processes(specs: Sequence[DumpSpec], sigs: Signatures, min_len: int, top
         finally:
             signal.signal(signal.SIGINT, previous)
     results: list[DumpResult | None] = [None] * len(specs)
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
+    pending = deque(range(len(specs)))
+    inflight: dict[Any, int] = {}
+    helpers = workers - 1
+    pool = ProcessPoolExecutor(max_workers=helpers, mp_context=ctx, initializer=_worker_init,
                                initargs=(sigs, min_len, top, _impl.implementation()))
-    try:
-        with _sigint_deferred():
-            futures = {pool.submit(_worker_scan, spec): i for i, spec in enumerate(specs)}
-        for future in as_completed(futures):
-            i = futures[future]
+
+    def collect(finished) -> None:
+        for future in finished:
+            i = inflight.pop(future)
             try:
                 result = future.result()
             except Exception as exc:  # a worker died (e.g. killed): this dump failed, not the run
                 result = DumpResult(specs[i], error=f"{specs[i].path}: worker failed: {exc!r}")
             results[i] = done(result)
+
+    try:
+        with _sigint_deferred():
+            ready = pool.submit(_worker_ready)
+        while pending or inflight:
+            collect([f for f in inflight if f.done()])
+            if ready.done():
+                with _sigint_deferred():
+                    # two each: one to work on while this process, busy with
+                    # its own dump, is not there to hand out the next
+                    while pending and len(inflight) < 2 * helpers:
+                        i = pending.pop()       # from the end: this process works from the front
+                        inflight[pool.submit(_worker_scan, specs[i])] = i
+            if pending:
+                i = pending.popleft()
+                results[i] = done(_scan_one(specs[i], sigs, min_len, top))
+            elif inflight:
+                collect(wait(inflight, return_when=FIRST_COMPLETED).done)
     except BaseException:
         # Ctrl-C (or a failing callback): shutdown() would wait for every dump in flight,
         # minutes on big dumps, and an exiting parent leaves its workers running. End them.
@@ -324,7 +357,8 @@ def _in_processes(specs: Sequence[DumpSpec], sigs: Signatures, min_len: int, top
             worker.terminate()
         pool.shutdown(wait=False, cancel_futures=True)
         raise
-    pool.shutdown()
+    # a worker still starting ends by itself once up: no need to wait for it
+    pool.shutdown(wait=ready.done())
     return [r for r in results if r is not None]
 
 
