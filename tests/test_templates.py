@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, strategies as st
 
 from offheap import _impl
@@ -83,3 +84,29 @@ def test_fragments_of_freed_copies_fold_into_their_template_and_signatures_round
     a = attribute(data, sigs, min_len=8)
     assert a.class_bytes[sigs.types[0].name] == sum(len(full % (i, i)) - 1 for i in range(50)) + \
         sum(len(freed % (i, i)) - 1 for i in range(30))
+
+
+@given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 7), st.integers(1, 300)), max_size=200))
+def test_group_keys_with_classes_groups_class_and_template(rows):
+    from offheap import _scan_py
+
+    k = _impl.kernels()
+    cls = np.array([c for c, _, _ in rows], np.int64)
+    # hashes that differ only above bit 48 must still be one template
+    keys = np.array([(h * 0x9E3779B97F4A7C15 + (c << 50)) & (2**64 - 1) for c, h, _ in rows], np.uint64)
+    lens = np.array([n for _, _, n in rows], np.uint64)
+    got = k.group_keys(keys, lens, cls)
+    composed = (cls.astype(np.uint64) << np.uint64(48)) | (keys & np.uint64(2**48 - 1))
+    want = _scan_py.group_keys(composed, lens)
+    for a, b in zip(got, want):
+        assert a.tolist() == b.tolist()
+    assert len(got[0]) == len({(c, h) for c, h, _ in rows})
+
+
+def test_group_keys_refuses_classes_it_cannot_pack():
+    k = _impl.kernels()
+    one = np.ones(1, np.uint64)
+    with pytest.raises(ValueError):
+        k.group_keys(one, one, np.array([65536], np.int64))
+    with pytest.raises(ValueError):
+        k.group_keys(one, one, np.array([0, 1], np.int64))

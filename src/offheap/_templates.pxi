@@ -804,10 +804,13 @@ def _set_template_key_mask(uint64_t mask):
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
-def group_keys(const uint64_t[::1] keys, const uint64_t[::1] lengths):
+def group_keys(const uint64_t[::1] keys, const uint64_t[::1] lengths, const int64_t[::1] classes=None):
     """Group equal ``keys`` (one per string) in one pass: ``(unique, first, count,
     nbytes)``, the distinct keys in order of first occurrence, the index of that first
     occurrence, how many strings and how many bytes (sum of ``lengths``) each has.
+    With ``classes`` (one per string, 0..65535), the key grouped is the class in the
+    top 16 bits over the low 48 bits of ``keys`` (a template of one class), built here
+    rather than as three temporary arrays.
 
     A hash table sized to the distinct keys (a few thousand templates per window),
     not a sort of every string: the per-window bookkeeping of ``TemplateCounter``.
@@ -815,6 +818,13 @@ def group_keys(const uint64_t[::1] keys, const uint64_t[::1] lengths):
     cdef Py_ssize_t n = keys.shape[0], i, u = 0, bits = 12, mask, slot, cap
     if lengths.shape[0] != n:
         raise ValueError("keys and lengths differ in length")
+    cdef bint with_class = classes is not None
+    if with_class:
+        if classes.shape[0] != n:
+            raise ValueError("keys and classes differ in length")
+        for i in range(n):
+            if not 0 <= classes[i] < 65536:
+                raise ValueError("classes must be in 0..65535")
     cap = 1 << (bits - 1)            # distinct keys allowed before the table grows
     table = np.full(1 << bits, -1, dtype=np.int64)
     unique = np.empty(cap, dtype=np.uint64)
@@ -832,6 +842,8 @@ def group_keys(const uint64_t[::1] keys, const uint64_t[::1] lengths):
         with nogil:
             while i < n:
                 k = keys[i]
+                if with_class:
+                    k = (<uint64_t>classes[i] << 48) | (k & 0xFFFFFFFFFFFFULL)
                 slot = <Py_ssize_t>((k * MIX) >> (64 - bits))
                 while True:
                     idx = tv[slot]

@@ -63,13 +63,20 @@ def template_hashes(buf, base: int, offsets, lengths, unit: int = 1, lane: int =
     return out
 
 
-def group_keys(keys, lengths):
+def group_keys(keys, lengths, classes=None):
     """See ``offheap._scan.group_keys``: distinct keys in order of first occurrence,
     with the index of that occurrence, the count and the sum of ``lengths``."""
     keys = np.asarray(keys, dtype=np.uint64)
     lengths = np.asarray(lengths, dtype=np.uint64)
     if len(keys) != len(lengths):
         raise ValueError("keys and lengths differ in length")
+    if classes is not None:
+        classes = np.asarray(classes, dtype=np.int64)
+        if len(classes) != len(keys):
+            raise ValueError("keys and classes differ in length")
+        if len(classes) and (classes.min() < 0 or classes.max() >= 65536):
+            raise ValueError("classes must be in 0..65535")
+        keys = (classes.astype(np.uint64) << np.uint64(48)) | (keys & np.uint64((1 << 48) - 1))
     uniq, first, inverse, count = np.unique(keys, return_index=True, return_inverse=True,
                                             return_counts=True)
     nbytes = np.zeros(len(uniq), np.int64)

@@ -134,13 +134,14 @@ class TemplateCounter:
     def add(self, cls: np.ndarray, hashes: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> None:
         if not len(hashes):
             return
-        # one sortable key per (class, template): class in the top 16 bits, 48 bits of hash
-        key = (cls.astype(np.uint64) << np.uint64(48)) | (hashes & np.uint64(HASH_MASK))
-        # group the window's strings first (a hash table in the kernel: a window has a
-        # few thousand templates among ~10^5 strings), then merge with the table so far;
-        # an example is the earliest string of its template, as with one stable sort
+        # one sortable key per (class, template): class in the top 16 bits, 48 bits of
+        # hash, made by the kernel that groups the window's strings first (a hash table:
+        # a window has a few thousand templates among ~10^5 strings); then merged with
+        # the table so far. An example is the earliest string of its template, as with
+        # one stable sort
         ukey, first, ucount, ubytes = _impl.kernels().group_keys(
-            key, np.ascontiguousarray(lengths, dtype=np.uint64))
+            hashes, np.ascontiguousarray(lengths, dtype=np.uint64),
+            np.ascontiguousarray(cls, dtype=np.int64))
         k = np.concatenate([self.key, ukey])
         n = np.concatenate([self.count, ucount])
         b = np.concatenate([self.nbytes, ubytes])
