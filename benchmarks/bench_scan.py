@@ -27,7 +27,7 @@ try:
 except ImportError:  # run from a checkout without installing
     sys.path.insert(0, str(HERE.parent / "src"))
 
-from bench_match import best_of, ensure_dump  # noqa: E402
+from bench_match import PRESENT, absent_words, best_of, ensure_dump  # noqa: E402
 from offheap import _impl, scan_many, strings  # noqa: E402
 from offheap.attribute import _method_for, attribute  # noqa: E402
 from offheap.signatures import PayloadType, Signatures, builtin  # noqa: E402
@@ -122,6 +122,17 @@ def main(argv: list[str] | None = None) -> int:
     for label, sigs in (("5 user types", user), ("5 user types + built-ins", both)):
         t_match, _ = best_of(args.repeat, lambda: sigs.pattern_set().find_all(one, sort=False))
         rows.append((f"matching only, {label} ({len(sigs.patterns)} patterns)", t_match))
+        t_full, a = best_of(args.repeat, lambda: attribute(one, sigs))
+        rows.append((f"full scan, {label} ({_method_for(_impl.kernels(), sigs.pattern_set())})", t_full))
+        assert sum(a.class_bytes.values()) == size
+    # the matching benchmark's pattern sets as signatures: its 10 present patterns as
+    # 10 types, and those plus 990 absent words as 10 types of 100 patterns each
+    words = PRESENT + absent_words(990)
+    for label, sigs in (("10 patterns", Signatures(tuple(
+            PayloadType(f"p{i}", [p]) for i, p in enumerate(PRESENT)))),
+            ("1,000 patterns", Signatures(tuple(
+                PayloadType(f"t{i}", words[i::10]) for i in range(10))))):
+        sigs.pattern_set()
         t_full, a = best_of(args.repeat, lambda: attribute(one, sigs))
         rows.append((f"full scan, {label} ({_method_for(_impl.kernels(), sigs.pattern_set())})", t_full))
         assert sum(a.class_bytes.values()) == size

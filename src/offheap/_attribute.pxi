@@ -304,6 +304,9 @@ cdef extern from *:
         const uint64_t *tmask;
         int64_t *hist;
         const int64_t *rank_type, *rank_prio;
+        /* per renumbered state, its votes: (type, matches) pairs, CSR */
+        const int64_t *sv_ptr, *sv_type, *sv_count;
+        int64_t *tvotes;      /* ntypes, zero between ties */
         offheap_vote *V;      /* original tables, lane 0's votes: for ties */
     } offheap_fvote;
 
@@ -335,11 +338,15 @@ cdef extern from *:
         s##k = end_ ? 0 : s##k;                                                  \
     }
 
-    /* The type of the string p[0:n) from its types' rank bits m (-1: none). */
+    /* The type of the string p[0:n) from its types' rank bits m (-1: none). On a tie
+       on priority, votes decide: counted from the string's staged states ent[0:nent)
+       when the stage still holds them all, else by stepping the string again. */
     static int64_t offheap_fvote_close(const offheap_fvote *F, uint64_t m,
-                                       const unsigned char *p, Py_ssize_t n) {
+                                       const unsigned char *p, Py_ssize_t n,
+                                       const uint32_t *ent, Py_ssize_t nent) {
         offheap_vote *V = F->V;
-        int r0, r1;
+        int r0, r1, r, best;
+        uint64_t m0 = m, mm;
         Py_ssize_t s = 0, j, t_;
         if (!m)
             return -1;
@@ -350,7 +357,35 @@ cdef extern from *:
         r1 = __builtin_ctzll(m);
         if (F->rank_prio[r1] != F->rank_prio[r0])
             return F->rank_type[r0];
-        /* a tie on priority: count the votes (lane 0, nothing added to counts) */
+        if (ent != NULL) {
+            int64_t *tv = F->tvotes, bv;
+            for (j = 0; j < nent; j++) {
+                uint32_t st;
+                int64_t q;
+                if (ent[j] == OFFHEAP_FVOTE_END)
+                    continue;
+                st = (ent[j] >> F->shift) * F->inv;
+                for (q = F->sv_ptr[st]; q < F->sv_ptr[st + 1]; q++)
+                    tv[F->sv_type[q]] += F->sv_count[q];
+            }
+            /* ranks of one priority are in type order: more votes wins, else the first */
+            best = r0;
+            bv = tv[F->rank_type[r0]];
+            for (mm = m; mm; mm &= mm - 1) {
+                r = __builtin_ctzll(mm);
+                if (F->rank_prio[r] != F->rank_prio[r0])
+                    break;
+                if (tv[F->rank_type[r]] > bv) {
+                    best = r;
+                    bv = tv[F->rank_type[r]];
+                }
+            }
+            for (mm = m0; mm; mm &= mm - 1)
+                tv[F->rank_type[__builtin_ctzll(mm)]] = 0;
+            return F->rank_type[best];
+        }
+        /* the stage no longer holds the string's start: count the votes by stepping
+           it again (lane 0, nothing added to counts) */
         for (j = 0; j < n; j++) {
             t_ = V->trans[s + V->classes[p[j]]];
             if (t_ < 0) {
@@ -378,13 +413,15 @@ cdef extern from *:
         unsigned shift = F->shift;
         uint32_t inv = F->inv;
         uint64_t m = *mask;
-        Py_ssize_t i = *cur, r;
+        Py_ssize_t i = *cur, r, first = -1;    /* the string's first entry, if staged here */
         for (r = 0; r < x; r++) {
             uint32_t g = stage[r];
             if (g == OFFHEAP_FVOTE_END) {
-                cls[i] = offheap_fvote_close(F, m, buf + rel[i], (Py_ssize_t)len[i]);
+                cls[i] = offheap_fvote_close(F, m, buf + rel[i], (Py_ssize_t)len[i],
+                                             first < 0 ? NULL : stage + first, r - first);
                 i++;
                 m = 0;
+                first = r + 1;
             } else {
                 uint32_t st = (g >> shift) * inv;
                 hist[st]++;
@@ -470,7 +507,7 @@ cdef extern from *:
                     }
                     S[k] = t_;
                 }
-                cls[i] = offheap_fvote_close(F, mask[k], buf + rel[i], (Py_ssize_t)len[i]);
+                cls[i] = offheap_fvote_close(F, mask[k], buf + rel[i], (Py_ssize_t)len[i], NULL, 0);
                 mask[k] = 0;
                 i = ++I[k];
                 P[k] = buf + rel[i];
@@ -505,6 +542,10 @@ cdef extern from *:
         int64_t* hist
         const int64_t* rank_type
         const int64_t* rank_prio
+        const int64_t* sv_ptr
+        const int64_t* sv_type
+        const int64_t* sv_count
+        int64_t* tvotes
         offheap_vote* V
     void offheap_fvote_strings(offheap_fvote* F, const unsigned char* buf, const uint64_t* rel,
                                const uint64_t* len, Py_ssize_t i0, Py_ssize_t ns, int64_t* cls,
@@ -617,12 +658,19 @@ def vote_strings(const unsigned char[::1] buf, uint64_t base, Py_ssize_t end,
     cdef const int32_t[::1] t2v
     cdef const uint64_t[::1] tmv
     cdef int64_t[::1] hv
-    cdef const int64_t[::1] rtv, rpv
+    cdef const int64_t[::1] rtv, rpv, svp, svt, svc
+    cdef int64_t[::1] tvv
     if ns > i0 and ntypes <= 64:
-        trans2, thr, tmask, rank_type, rank_prio, new_of = _fast_tables(
+        trans2, thr, tmask, rank_type, rank_prio, new_of, (sv_ptr, sv_type, sv_count) = _fast_tables(
             trans, ncls, out_ptr, out_ids, pat_type, priority)
         hist = _np.zeros(len(tmask), _np.int64)
+        tvotes = _np.zeros(max(ntypes, 1), _np.int64)
         t2v, tmv, hv, rtv, rpv = trans2, tmask, hist, rank_type, rank_prio
+        svp, svt, svc, tvv = sv_ptr, sv_type, _np.ascontiguousarray(sv_count), tvotes
+        F.sv_ptr = &svp[0]
+        F.sv_type = &svt[0] if svt.shape[0] else NULL
+        F.sv_count = &svc[0] if svc.shape[0] else NULL
+        F.tvotes = &tvv[0]
         F.trans = &t2v[0]
         F.classes = &classes[0]
         F.thr = thr
@@ -688,8 +736,8 @@ cdef void _vote_carry_in(offheap_vote *V, int64_t[::1] carry):
 def _fast_tables(trans, int ncls, out_ptr, out_ids, pat_type, priority):
     """The automaton renumbered for offheap_fvote_strings: states with output last
     (rows from ``thr`` on), no sign bits; per state its types as bits of their rank
-    (by priority, highest first, then index); rank -> type and rank -> priority; and
-    the new number of each state."""
+    (by priority, highest first, then index); rank -> type and rank -> priority; the
+    new number of each state; and per new state its votes, (ptr, type, count) CSR."""
     t = _np.asarray(trans)
     op = _np.asarray(out_ptr)
     nst = len(t) // ncls
@@ -712,7 +760,13 @@ def _fast_tables(trans, int ncls, out_ptr, out_ids, pat_type, priority):
     tmask_old = _np.zeros(nst, _np.uint64)
     _np.bitwise_or.at(tmask_old, state_of_out, bits)
     tmask = tmask_old[order]
-    return trans2, thr, tmask, rank_type, _np.ascontiguousarray(prio[rank_type], _np.int64), new_of
+    # per new state, its (type, matches) pairs: the votes a tie is settled by
+    nt = max(len(prio), 1)
+    key = _np.unique(new_of[state_of_out] * nt + _np.asarray(pat_type)[_np.asarray(out_ids)],
+                     return_counts=True) if len(out_ids) else (_np.empty(0, _np.int64), _np.empty(0, _np.int64))
+    sv_ptr = _np.searchsorted(key[0] // nt, _np.arange(nst + 1)).astype(_np.int64)
+    votes = (sv_ptr, (key[0] % nt).astype(_np.int64), key[1].astype(_np.int64))
+    return trans2, thr, tmask, rank_type, _np.ascontiguousarray(prio[rank_type], _np.int64), new_of, votes
 
 
 @cython.boundscheck(False)
