@@ -341,8 +341,10 @@ def _in_processes(specs: Sequence[DumpSpec], sigs: Signatures, min_len: int, top
             if ready.done():
                 with _sigint_deferred():
                     # two each: one to work on while this process, busy with
-                    # its own dump, is not there to hand out the next
-                    while pending and len(inflight) < 2 * helpers:
+                    # its own dump, is not there to hand out the next; one each
+                    # near the end, so no worker is left with two while we idle
+                    ahead = 2 * helpers if len(pending) > 2 * helpers else helpers
+                    while pending and len(inflight) < ahead:
                         i = pending.pop()       # from the end: this process works from the front
                         inflight[pool.submit(_worker_scan, specs[i])] = i
             if pending:
