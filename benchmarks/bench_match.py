@@ -77,6 +77,18 @@ def default_dump() -> Path:
     return ensure_dump(Path("/tmp/offheap-bench"), 64 << 20, 0)
 
 
+def add_dump_options(ap, repeat: int) -> None:
+    """--dump and --repeat, as the single-kernel benchmarks take them."""
+    ap.add_argument("--dump", type=Path, default=None, help="default: the shared 64 MiB arena-like dump")
+    ap.add_argument("--repeat", type=int, default=repeat)
+
+
+def read_dump(args) -> bytes:
+    """The bytes of --dump (the shared dump when not given; ``args.dump`` is set to it)."""
+    args.dump = args.dump or default_dump()
+    return args.dump.read_bytes()
+
+
 def best_of(repeat: int, fn):
     best, result = float("inf"), None
     for _ in range(repeat):

@@ -25,7 +25,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "src"))
 
-from bench_match import best_of, default_dump  # noqa: E402
+from bench_match import add_dump_options, best_of, read_dump  # noqa: E402
 from offheap import _scan  # noqa: E402
 from offheap.matching import build_tables  # noqa: E402
 from offheap.signatures import builtin  # noqa: E402
@@ -36,11 +36,9 @@ TEN = FIVE + [b'"ts"', b'"uid"', b'"from"', b'"to"', b'"event"']
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--dump", type=Path, default=None, help="default: the shared 64 MiB arena-like dump")
-    ap.add_argument("--repeat", type=int, default=5)
+    add_dump_options(ap, repeat=5)
     args = ap.parse_args(argv)
-    args.dump = args.dump or default_dump()
-    data = args.dump.read_bytes()
+    data = read_dump(args)
     print(f"{args.dump}: {len(data) >> 20} MiB, CPU path {_scan._simd_level()}")
     sets = [("five", FIVE), ("ten", TEN), ("builtin", list(builtin().pattern_set().patterns))]
     status = 0

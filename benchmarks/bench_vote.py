@@ -3,12 +3,11 @@
     python benchmarks/bench_vote.py [--dump PATH] [--repeat N]
 
 Finds the dump's strings once (``find_strings``, as ``offheap scan`` does), then
-times one ``vote_strings`` over all of them, best of N, with the SIMD path and with
-the portable one (``_set_simd(False)``), and checks that both give the classes and
-pattern counts of the join (every match by ``ac_scan``, joined by ``string_types``)
-and an empty carry. The dump defaults to /tmp/offheap-bench/arena-64M-seed0-v1.bin
-(``bench_scan.py --dumps 1`` writes it). Absolute figures swing on a shared machine:
-read the ratios.
+times one ``vote_strings`` over all of them, best of N, beside the join it replaces
+(every match by ``ac_scan``, joined by ``string_types``), and checks that both give
+the same classes and pattern counts, and an empty carry. The dump defaults to the
+shared 64 MiB arena-like dump. Absolute figures swing on a shared machine: read the
+ratios.
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "src"))
 
-from bench_match import best_of, default_dump  # noqa: E402
+from bench_match import add_dump_options, best_of, read_dump  # noqa: E402
 from offheap import _scan  # noqa: E402
 from offheap.signatures import PayloadType, Signatures, builtin  # noqa: E402
 
@@ -35,11 +34,9 @@ FIVE = ["unread_count", "presence", "message_new", "typing", "read_receipt"]
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--dump", type=Path, default=None, help="default: the shared 64 MiB arena-like dump")
-    ap.add_argument("--repeat", type=int, default=7)
+    add_dump_options(ap, repeat=7)
     args = ap.parse_args(argv)
-    args.dump = args.dump or default_dump()
-    data = args.dump.read_bytes()
+    data = read_dump(args)
     state = np.zeros(4, np.uint64)
     offs, lens = _scan.find_strings(data, 0, len(data), True, 8, "s", False, 0, state)
     text = int(lens.sum())
@@ -54,31 +51,29 @@ def main(argv=None) -> int:
         pat_type = sigs.pattern_type.astype(np.int64)
         priority = np.array([ty.priority for ty in sigs.types], np.int64)
         npat = len(pat_type)
-        times, results = {}, {}
-        for simd in (True, False):
-            previous = _scan._set_simd(simd)
-            try:
-                def run():
-                    counts = np.zeros(npat, np.int64)
-                    carry = np.zeros(npat + 3, np.int64)
-                    cls = _scan.vote_strings(data, 0, len(data), offs, lens, t.trans, t.classes,
-                                             t.ncls, t.out_ptr, t.out_ids, pat_type, priority,
-                                             counts, carry)
-                    results[simd] = (cls, counts, carry)
-                times[simd] = best_of(args.repeat, run)[0]
-            finally:
-                _scan._set_simd(previous)
-        a, b = results[True], results[False]
-        m_off, m_pid, _ = _scan.ac_scan(data, 0, len(data), *t.kernel_args(), 0, 0)
-        jc = np.zeros(npat, np.int64)
-        jcls, _ = _scan.string_types(offs, lens, m_off, m_pid, t.pat_len.astype(np.int64), pat_type,
-                                     priority, jc)
-        same = all(np.array_equal(r[0], jcls) and np.array_equal(r[1], jc) and not r[2].any()
-                   for r in (a, b))
+        results = {}
+
+        def vote():
+            counts = np.zeros(npat, np.int64)
+            carry = np.zeros(npat + 3, np.int64)
+            results["vote"] = (_scan.vote_strings(data, 0, len(data), offs, lens, t.trans, t.classes,
+                                                  t.ncls, t.out_ptr, t.out_ids, pat_type, priority,
+                                                  counts, carry), counts, carry)
+
+        def join():
+            counts = np.zeros(npat, np.int64)
+            m_off, m_pid, _ = _scan.ac_scan(data, 0, len(data), *t.kernel_args(), 0, 0)
+            cls, _ = _scan.string_types(offs, lens, m_off, m_pid, t.pat_len.astype(np.int64), pat_type,
+                                        priority, counts)
+            results["join"] = (cls, counts)
+        t_vote, _ = best_of(args.repeat, vote)
+        t_join, _ = best_of(args.repeat, join)
+        (vc, vn, carry), (jc, jn) = results["vote"], results["join"]
+        same = np.array_equal(vc, jc) and np.array_equal(vn, jn) and not carry.any()
         status |= not same
-        print(f"{name:8} {npat:3} patterns {int(a[1].sum()):9} matches  "
-              f"simd {times[True] * 1e3:6.1f} ms ({text / times[True] / 1e9:5.2f} GB/s of text)  "
-              f"portable {times[False] * 1e3:6.1f} ms ({text / times[False] / 1e9:5.2f} GB/s)  "
+        print(f"{name:8} {npat:3} patterns {int(vn.sum()):9} matches  "
+              f"vote_strings {t_vote * 1e3:6.1f} ms ({text / t_vote / 1e9:5.2f} GB/s of text)  "
+              f"ac_scan + string_types {t_join * 1e3:6.1f} ms  {t_join / t_vote:4.1f}x  "
               f"{'same' if same else 'DIFFERENT'}")
     return status
 
