@@ -34,3 +34,18 @@ def test_twin_stub_and_extension_offer_the_same_kernels():
     if _impl.extension_available():
         from offheap import _scan
         assert all(hasattr(_scan, name) for name in stubbed)
+
+
+@pytest.mark.single_impl
+def test_no_simd_environment_keeps_the_portable_paths():
+    import subprocess
+    import sys
+
+    from clirun import cli_env
+
+    if not _impl.extension_available():
+        pytest.skip("no compiled extension")
+    code = "from offheap import _scan; print(_scan._simd_level())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**cli_env(), "OFFHEAP_NO_SIMD": "1"}).stdout.strip()
+    assert out == "portable"
