@@ -80,3 +80,25 @@ def test_compiled_voter_equals_joined_matches_on_thousands_of_strings(seed, nstr
                                  t.pat_len.astype(np.int64), pat_type, priority, want_counts)
     assert cls == want.tolist()
     assert counts == want_counts.tolist()
+
+
+def test_renumbered_tables_are_reused_only_for_the_same_arrays():
+    # windows of one dump reuse the renumbered automaton; other priorities must not:
+    # swapping them flips the vote of a string holding both types
+    t = build_tables([b"ab", b"xy"])
+    pat_type = np.array([0, 1], np.int64)
+    data = b"ab xy\x00"
+    offs, lens = np.array([0], np.uint64), np.array([5], np.uint64)
+
+    def vote(priority):
+        return _scan.vote_strings(data, 0, len(data), offs, lens, t.trans, t.classes, t.ncls,
+                                  t.out_ptr, t.out_ids, pat_type, priority,
+                                  np.zeros(2, np.int64), np.zeros(5, np.int64)).tolist()
+
+    first = np.array([1, 0], np.int64)
+    assert vote(first) == [0]
+    cached = _scan._FAST_CACHE[0]
+    assert vote(first) == [0] and _scan._FAST_CACHE[0] is cached       # same arrays: reused
+    assert vote(np.array([0, 1], np.int64)) == [1]                     # new priorities
+    first[:] = [0, 1]                                                  # changed in place
+    assert vote(first) == [1]
