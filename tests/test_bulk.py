@@ -111,3 +111,46 @@ def test_cli_templates_writes_signatures(tmp_path, dumps):
     assert b'{"event":"unread_count","uid":#,"count":#}' in res.stdout
     scan = run_cli("scan", str(paths[0]), "--signatures", str(out))
     assert scan.returncode == 0 and b"unread_count" in scan.stdout
+
+
+def _children(pid: int) -> list[int]:
+    import os
+    out = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                out += [int(c) for c in f.read().split()]
+        except FileNotFoundError:
+            pass
+    return out
+
+
+@pytest.mark.single_impl
+def test_a_worker_killed_mid_run_fails_only_the_dumps_it_held(dumps):
+    # workers are forked by the forkserver, a child of this process: kill them all at
+    # the first result; whenever that lands (starting, idle or busy), this process
+    # scans what is left and only dumps a worker held can fail with it
+    import os
+    import signal
+    import time
+
+    _, paths = dumps
+    killed = []
+
+    def kill_workers(result):
+        if killed:
+            return
+        for server in _children(os.getpid()):
+            for worker in _children(server):
+                os.kill(worker, signal.SIGKILL)
+                killed.append(worker)
+        time.sleep(0.3)
+
+    r = scan_many(paths, SIGS, workers=2, progress=kill_workers)
+    assert killed, "no worker was running"
+    assert [d.spec.path for d in r.dumps] == [str(p) for p in paths]
+    worker_failed = {d.spec.path for d in r.dumps if d.error and "worker failed" in d.error}
+    assert len(worker_failed) <= 2
+    own = {str(paths[5]), str(paths[7])}          # empty, and a directory
+    assert {d.spec.path for d in r.failures} - worker_failed == own - worker_failed
+    assert sum(d.ok for d in r.dumps) == len(paths) - len(own | worker_failed)

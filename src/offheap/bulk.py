@@ -298,12 +298,14 @@ def _in_processes(specs: Sequence[DumpSpec], sigs: Signatures, min_len: int, top
     ~0.1-0.2 s, as long as scanning a few dumps: this process scans dumps from the same
     queue meanwhile instead of waiting, and the workers get dumps only once they are
     up (a first empty task says so), two each at a time, from the queue's other end,
-    so a short run never waits for a worker that has not started.
+    so a short run never waits for a worker that has not started. A worker that dies
+    fails the dumps it held; this process scans the rest.
     """
     import multiprocessing
     import multiprocessing.forkserver
     from collections import deque
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
 
     from . import _impl
 
@@ -336,17 +338,23 @@ def _in_processes(specs: Sequence[DumpSpec], sigs: Signatures, min_len: int, top
     try:
         with _sigint_deferred():
             ready = pool.submit(_worker_ready)
+        usable = True       # until a worker dies: then this process scans what is left
         while pending or inflight:
             collect([f for f in inflight if f.done()])
-            if ready.done():
+            if usable and ready.done():
+                usable = ready.exception() is None
                 with _sigint_deferred():
                     # two each: one to work on while this process, busy with
                     # its own dump, is not there to hand out the next; one each
                     # near the end, so no worker is left with two while we idle
                     ahead = 2 * helpers if len(pending) > 2 * helpers else helpers
-                    while pending and len(inflight) < ahead:
+                    while usable and pending and len(inflight) < ahead:
                         i = pending.pop()       # from the end: this process works from the front
-                        inflight[pool.submit(_worker_scan, specs[i])] = i
+                        try:
+                            inflight[pool.submit(_worker_scan, specs[i])] = i
+                        except BrokenProcessPool:
+                            pending.append(i)
+                            usable = False
             if pending:
                 i = pending.popleft()
                 results[i] = done(_scan_one(specs[i], sigs, min_len, top))
