@@ -3,9 +3,11 @@
     python benchmarks/bench_vote.py [--dump PATH] [--repeat N]
 
 Finds the dump's strings once (``find_strings``, as ``offheap scan`` does), then
-times one ``vote_strings`` over all of them, best of N, beside the join it replaces
-(every match by ``ac_scan``, joined by ``string_types``), and checks that both give
-the same classes and pattern counts, and an empty carry. The dump defaults to the
+times one ``vote_strings`` over all of them, best of N, with the AVX-512 voter (when
+the CPU has it) and with ``_set_simd(False)`` (the automaton's portable voter),
+beside the join it replaces (every match by ``ac_scan``, joined by ``string_types``),
+and checks that all three give the same classes and pattern counts, and an empty
+carry. The dump defaults to the
 shared 64 MiB arena-like dump. Absolute figures swing on a shared machine: read the
 ratios.
 """
@@ -53,10 +55,10 @@ def main(argv=None) -> int:
         npat = len(pat_type)
         results = {}
 
-        def vote():
+        def vote(key="vote"):
             counts = np.zeros(npat, np.int64)
             carry = np.zeros(npat + 3, np.int64)
-            results["vote"] = (_scan.vote_strings(data, 0, len(data), offs, lens, t.trans, t.classes,
+            results[key] = (_scan.vote_strings(data, 0, len(data), offs, lens, t.trans, t.classes,
                                                   t.ncls, t.out_ptr, t.out_ids, pat_type, priority,
                                                   counts, carry), counts, carry)
 
@@ -66,15 +68,23 @@ def main(argv=None) -> int:
             cls, _ = _scan.string_types(offs, lens, m_off, m_pid, t.pat_len.astype(np.int64), pat_type,
                                         priority, counts)
             results["join"] = (cls, counts)
+        plan = _scan._vote_plan(t.trans, t.classes, t.ncls, t.out_ptr, t.out_ids, pat_type, priority)
         t_vote, _ = best_of(args.repeat, vote)
+        previous = _scan._set_simd(False)
+        try:
+            t_port, _ = best_of(args.repeat, lambda: vote("portable"))
+        finally:
+            _scan._set_simd(previous)
         t_join, _ = best_of(args.repeat, join)
-        (vc, vn, carry), (jc, jn) = results["vote"], results["join"]
-        same = np.array_equal(vc, jc) and np.array_equal(vn, jn) and not carry.any()
+        (vc, vn, carry), (pc, pn, pcarry), (jc, jn) = results["vote"], results["portable"], results["join"]
+        same = (np.array_equal(vc, jc) and np.array_equal(vn, jn) and np.array_equal(pc, jc)
+                and np.array_equal(pn, jn) and not carry.any() and not pcarry.any())
         status |= not same
+        path = "avx512" if plan else "portable"
         print(f"{name:8} {npat:3} patterns {int(vn.sum()):9} matches  "
-              f"vote_strings {t_vote * 1e3:6.1f} ms ({text / t_vote / 1e9:5.2f} GB/s of text)  "
-              f"ac_scan + string_types {t_join * 1e3:6.1f} ms  {t_join / t_vote:4.1f}x  "
-              f"{'same' if same else 'DIFFERENT'}")
+              f"vote_strings ({path}) {t_vote * 1e3:6.1f} ms ({text / t_vote / 1e9:5.2f} GB/s of text)  "
+              f"SIMD off {t_port * 1e3:6.1f} ms  ac_scan + string_types {t_join * 1e3:6.1f} ms  "
+              f"{t_port / t_vote:4.1f}x / {t_join / t_vote:4.1f}x  {'same' if same else 'DIFFERENT'}")
     return status
 
 

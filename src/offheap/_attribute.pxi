@@ -560,6 +560,534 @@ cdef extern from *:
                               uint64_t* stage) noexcept nogil
 
 
+# The AVX-512 voter: no automaton. Every pattern is looked for at every start inside
+# each string, 61 starts per 64-byte chunk (the chunks overlap by three bytes so that
+# the four bytes from each start are in the loads; bytes past a string's end load as
+# 0). Short patterns (at most four bytes, no byte 0 nor >= 0x80) sit in "exact
+# groups" of eight: per offset k, a 128-entry table (vpermi2b) gives the slots whose
+# byte k the string's byte is (or that are shorter than k + 1); the AND over the four
+# offsets has bit j set where slot j starts. A byte >= 0x80 (the tables see seven
+# bits) keeps only the slots shorter than its offset. The bits are counted per slot
+# and string by a bit transpose (gf2p8affineqb) and vpopcntb into byte counters.
+# The other patterns (two bytes or more) share one filter of the same kind with eight
+# buckets (a bucket's bit is set when each of its first four bytes is some member's:
+# bytes folded to seven bits only add candidates) and every candidate is checked
+# exactly, the pattern within the string. Per string, the types found are bits of
+# their rank (priority, then index), as in the fast voter; only a tie on the top
+# priority needs the votes. The matches found are exactly the automaton's: the plan
+# is only built for tables that are the Aho-Corasick automaton of the texts it
+# rebuilds from them (_svote_texts checks every transition and output).
+
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #include <string.h>
+    typedef struct {
+        int G, has_long, ntypes, minlong;
+        const uint8_t *etab;        /* G x 4 x 128: slot bits per offset and byte */
+        const uint8_t *ewild;       /* G x 4: slots shorter than offset + 1 */
+        const uint64_t *gtypes;     /* G x 256: slots present -> rank bits */
+        const int64_t *slot_ptr;    /* G x 8 + 1: CSR of each slot's pattern ids */
+        const int64_t *slot_id;
+        const uint8_t *ttab;        /* 4 x 128: bucket bits per offset and byte */
+        const int32_t *hstart;      /* 4097: texts by hash of their first two bytes, CSR */
+        const int32_t *hlist;
+        const int64_t *tlen;        /* per filtered text: length */
+        const uint8_t *tpad;        /* per filtered text: its first 32 bytes, 0-padded */
+        const uint8_t *tbytes;      /* per filtered text: from tboff, its bytes */
+        const int64_t *tboff;
+        const int64_t *tid_ptr, *tid;    /* per filtered text: pattern ids, CSR */
+        const int64_t *rank_of_pid;
+        const uint64_t *same_prio;  /* per rank: the ranks of its priority */
+        const int64_t *type_of_rank;
+        int64_t *tv;                /* per rank, zero between strings */
+    } offheap_svplan;
+
+    #define OFFHEAP_SV_HASH(a, b) (((((uint32_t)(a) | (uint32_t)(b) << 8) * 0x9E37u) >> 4) & 4095)
+
+    #if defined(__x86_64__) && defined(__GNUC__)
+    #include <immintrin.h>
+    #define OFFHEAP_SV_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi,avx512vbmi2,avx512bitalg,gfni,bmi,bmi2,lzcnt,popcnt")))
+
+    static int offheap_sv_cpu(void) {
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("gfni") && __builtin_cpu_supports("avx512bitalg");
+    }
+
+    static inline __attribute__((always_inline)) OFFHEAP_SV_TARGET void offheap_sv_body(
+            const offheap_svplan *P, const unsigned char *buf, const uint64_t *rel,
+            const uint64_t *len, Py_ssize_t i0, Py_ssize_t ns, int64_t *cls, int64_t *counts,
+            const int G, const int L) {
+        const __mmask64 stepmask = (1ULL << 61) - 1;
+        __m512i et[4][4][2], ttab[4][2], wild[4][4], gcnt[4], btr, tmat;
+        uint8_t tix[64];
+        int64_t *tv = P->tv;
+        Py_ssize_t s;
+        int g, k, j;
+        for (j = 0; j < 8; j++)
+            for (k = 0; k < 8; k++)
+                tix[8 * j + k] = (uint8_t)(8 * k + j);
+        btr = _mm512_loadu_si512(tix);
+        tmat = _mm512_set1_epi64((long long)0x8040201008040201ULL);
+        for (g = 0; g < G; g++) {
+            for (k = 0; k < 4; k++) {
+                et[g][k][0] = _mm512_loadu_si512(P->etab + (g * 4 + k) * 128);
+                et[g][k][1] = _mm512_loadu_si512(P->etab + (g * 4 + k) * 128 + 64);
+                wild[g][k] = _mm512_set1_epi8((char)P->ewild[g * 4 + k]);
+            }
+            gcnt[g] = _mm512_setzero_si512();
+        }
+        if (L)
+            for (k = 0; k < 4; k++) {
+                ttab[k][0] = _mm512_loadu_si512(P->ttab + k * 128);
+                ttab[k][1] = _mm512_loadu_si512(P->ttab + k * 128 + 64);
+            }
+        for (s = i0; s < ns; s++) {
+            const unsigned char *p = buf + rel[s];
+            int64_t rem = (int64_t)len[s];
+            __m512i acc[4], wide[4], sc[4];
+            uint64_t lpres = 0, presence;
+            int nchunk = 0;
+            int64_t c;
+            for (g = 0; g < G; g++) {
+                acc[g] = _mm512_setzero_si512();
+                wide[g] = _mm512_setzero_si512();
+            }
+            while (rem > 0) {
+                __m512i v[4];
+                __mmask64 hi[4];
+                for (k = 0; k < 4; k++) {
+                    int64_t nk = rem - k;
+                    nk = nk < 0 ? 0 : nk > 64 ? 64 : nk;
+                    /* masked: no byte past the string is read (nor past the buffer) */
+                    v[k] = _mm512_maskz_loadu_epi8(_bzhi_u64(~0ULL, (unsigned)nk), p + k);
+                    hi[k] = _mm512_movepi8_mask(v[k]);
+                }
+                for (g = 0; g < G; g++) {
+                    __m512i t = _mm512_maskz_permutex2var_epi8(stepmask & ~hi[0], et[g][0][0], v[0], et[g][0][1]);
+                    for (k = 1; k < 4; k++)
+                        t = _mm512_and_si512(t, _mm512_mask_mov_epi8(
+                            _mm512_permutex2var_epi8(et[g][k][0], v[k], et[g][k][1]), hi[k], wild[g][k]));
+                    acc[g] = _mm512_add_epi8(acc[g], _mm512_popcnt_epi8(
+                        _mm512_gf2p8affine_epi64_epi8(tmat, t, 0)));
+                }
+                if (L) {
+                    __m512i t = _mm512_maskz_permutex2var_epi8(stepmask, ttab[0][0], v[0], ttab[0][1]);
+                    uint64_t cand;
+                    t = _mm512_ternarylogic_epi64(t, _mm512_permutex2var_epi8(ttab[1][0], v[1], ttab[1][1]),
+                                                  _mm512_permutex2var_epi8(ttab[2][0], v[2], ttab[2][1]), 0x80);
+                    t = _mm512_and_si512(t, _mm512_permutex2var_epi8(ttab[3][0], v[3], ttab[3][1]));
+                    cand = _mm512_test_epi8_mask(t, t);
+                    while (__builtin_expect(cand != 0, 0)) {
+                        int i = __builtin_ctzll(cand);
+                        int64_t avail = rem - i;
+                        cand &= cand - 1;
+                        if (avail >= P->minlong) {
+                            unsigned h = OFFHEAP_SV_HASH(p[i], p[i + 1]);
+                            __mmask32 lm = avail >= 32 ? ~(__mmask32)0 : (__mmask32)_bzhi_u32(~0U, (unsigned)avail);
+                            __m256i w = _mm256_maskz_loadu_epi8(lm, p + i);
+                            int q;
+                            for (q = P->hstart[h]; q < P->hstart[h + 1]; q++) {
+                                int x = P->hlist[q];
+                                int64_t tl = P->tlen[x];
+                                uint32_t need = tl >= 32 ? ~0U : (1U << tl) - 1;
+                                uint32_t eq = _mm256_cmpeq_epi8_mask(w, _mm256_loadu_si256((const __m256i *)(P->tpad + 32 * (int64_t)x)));
+                                if (tl <= avail && (eq & need) == need
+                                        && (tl <= 32 || !memcmp(p + i + 32, P->tbytes + P->tboff[x] + 32, (size_t)(tl - 32)))) {
+                                    int64_t e;
+                                    for (e = P->tid_ptr[x]; e < P->tid_ptr[x + 1]; e++) {
+                                        int64_t r = P->rank_of_pid[P->tid[e]];
+                                        counts[P->tid[e]]++;
+                                        tv[r]++;
+                                        lpres |= 1ULL << r;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                p += 61;
+                rem -= 61;
+                if (__builtin_expect(++nchunk == 31, 0)) {   /* byte counters: at most 8 a chunk */
+                    nchunk = 0;
+                    for (g = 0; g < G; g++) {
+                        wide[g] = _mm512_add_epi64(wide[g], _mm512_sad_epu8(
+                            _mm512_permutexvar_epi8(btr, acc[g]), _mm512_setzero_si512()));
+                        acc[g] = _mm512_setzero_si512();
+                    }
+                }
+            }
+            presence = lpres;
+            for (g = 0; g < G; g++) {
+                /* qword j: slot j's matches in this string */
+                sc[g] = _mm512_add_epi64(wide[g], _mm512_sad_epu8(
+                    _mm512_permutexvar_epi8(btr, acc[g]), _mm512_setzero_si512()));
+                gcnt[g] = _mm512_add_epi64(gcnt[g], sc[g]);
+                presence |= P->gtypes[g * 256 + _mm512_test_epi64_mask(sc[g], sc[g])];
+            }
+            c = -1;
+            if (presence) {
+                int r = __builtin_ctzll(presence);
+                uint64_t tie = presence & P->same_prio[r];
+                if (__builtin_expect((tie & (tie - 1)) != 0, 0)) {
+                    /* the top priority is shared: most votes, then the lower index
+                       (ranks of one priority are in type order) */
+                    int64_t votes[64];
+                    int best = r;
+                    uint64_t m = tie & (tie - 1);
+                    for (k = 0; k < P->ntypes; k++)
+                        votes[k] = tv[k];
+                    for (g = 0; g < G; g++) {
+                        uint64_t sv[8];
+                        _mm512_storeu_si512(sv, sc[g]);
+                        for (j = 0; j < 8; j++) {
+                            int64_t e;
+                            for (e = P->slot_ptr[g * 8 + j]; e < P->slot_ptr[g * 8 + j + 1]; e++)
+                                votes[P->rank_of_pid[P->slot_id[e]]] += (int64_t)sv[j];
+                        }
+                    }
+                    while (m) {
+                        int q = __builtin_ctzll(m);
+                        m &= m - 1;
+                        if (votes[q] > votes[best])
+                            best = q;
+                    }
+                    r = best;
+                }
+                c = P->type_of_rank[r];
+                while (lpres) {
+                    tv[__builtin_ctzll(lpres)] = 0;
+                    lpres &= lpres - 1;
+                }
+            }
+            cls[s] = c;
+        }
+        for (g = 0; g < G; g++) {
+            uint64_t sv[8];
+            _mm512_storeu_si512(sv, gcnt[g]);
+            for (j = 0; j < 8; j++) {
+                int64_t e;
+                for (e = P->slot_ptr[g * 8 + j]; e < P->slot_ptr[g * 8 + j + 1]; e++)
+                    counts[P->slot_id[e]] += (int64_t)sv[j];
+            }
+        }
+    }
+
+    #define OFFHEAP_SV_KERNEL(G_, L_) \
+        static __attribute__((noinline)) OFFHEAP_SV_TARGET void offheap_sv_##G_##_##L_( \
+                const offheap_svplan *P, const unsigned char *buf, const uint64_t *rel, \
+                const uint64_t *len, Py_ssize_t i0, Py_ssize_t ns, int64_t *cls, int64_t *counts) { \
+            offheap_sv_body(P, buf, rel, len, i0, ns, cls, counts, G_, L_); \
+        }
+    OFFHEAP_SV_KERNEL(0, 1) OFFHEAP_SV_KERNEL(1, 0) OFFHEAP_SV_KERNEL(1, 1)
+    OFFHEAP_SV_KERNEL(2, 0) OFFHEAP_SV_KERNEL(2, 1) OFFHEAP_SV_KERNEL(3, 0) OFFHEAP_SV_KERNEL(3, 1)
+    OFFHEAP_SV_KERNEL(4, 0) OFFHEAP_SV_KERNEL(4, 1)
+
+    /* Vote strings [i0, ns) (buf + rel[i], len[i] bytes each) into cls, their matches
+       per pattern added to counts. Returns 0 when the plan has no kernel (nothing done). */
+    static int offheap_svote_strings(const offheap_svplan *P, const unsigned char *buf,
+                                     const uint64_t *rel, const uint64_t *len, Py_ssize_t i0,
+                                     Py_ssize_t ns, int64_t *cls, int64_t *counts) {
+        switch (P->G * 2 + (P->has_long != 0)) {
+        case 1: offheap_sv_0_1(P, buf, rel, len, i0, ns, cls, counts); return 1;
+        case 2: offheap_sv_1_0(P, buf, rel, len, i0, ns, cls, counts); return 1;
+        case 3: offheap_sv_1_1(P, buf, rel, len, i0, ns, cls, counts); return 1;
+        case 4: offheap_sv_2_0(P, buf, rel, len, i0, ns, cls, counts); return 1;
+        case 5: offheap_sv_2_1(P, buf, rel, len, i0, ns, cls, counts); return 1;
+        case 6: offheap_sv_3_0(P, buf, rel, len, i0, ns, cls, counts); return 1;
+        case 7: offheap_sv_3_1(P, buf, rel, len, i0, ns, cls, counts); return 1;
+        case 8: offheap_sv_4_0(P, buf, rel, len, i0, ns, cls, counts); return 1;
+        case 9: offheap_sv_4_1(P, buf, rel, len, i0, ns, cls, counts); return 1;
+        }
+        return 0;
+    }
+    #else
+    static int offheap_sv_cpu(void) { return 0; }
+    static int offheap_svote_strings(const offheap_svplan *P, const unsigned char *buf,
+                                     const uint64_t *rel, const uint64_t *len, Py_ssize_t i0,
+                                     Py_ssize_t ns, int64_t *cls, int64_t *counts) {
+        return 0;
+    }
+    #endif
+    """
+    ctypedef struct offheap_svplan:
+        int G, has_long, ntypes, minlong
+        const uint8_t* etab
+        const uint8_t* ewild
+        const uint64_t* gtypes
+        const int64_t* slot_ptr
+        const int64_t* slot_id
+        const uint8_t* ttab
+        const int32_t* hstart
+        const int32_t* hlist
+        const int64_t* tlen
+        const uint8_t* tpad
+        const uint8_t* tbytes
+        const int64_t* tboff
+        const int64_t* tid_ptr
+        const int64_t* tid
+        const int64_t* rank_of_pid
+        const uint64_t* same_prio
+        const int64_t* type_of_rank
+        int64_t* tv
+    int offheap_sv_cpu() noexcept nogil
+    int offheap_svote_strings(const offheap_svplan* P, const unsigned char* buf, const uint64_t* rel,
+                              const uint64_t* len, Py_ssize_t i0, Py_ssize_t ns, int64_t* cls,
+                              int64_t* counts) noexcept nogil
+
+
+_sv_cpu = offheap_sv_cpu()
+_SV_MAXTEXT = 4096
+
+
+def _svote_texts(trans, classes, int ncls, out_ptr, out_ids):
+    """The texts the automaton finds, ``[(text, ids)]`` (ids ascending), rebuilt from
+    the tables alone, or None unless the tables are exactly the Aho-Corasick automaton
+    of those texts (every transition and every state's output checked), so that the
+    occurrences of the texts inside a string are the automaton's matches in it."""
+    t = _np.asarray(trans)
+    op = _np.asarray(out_ptr)
+    oi = _np.asarray(out_ids)
+    nst = t.shape[0] // ncls
+    if nst < 2 or oi.shape[0] == 0:
+        return None
+    tgt = (_np.where(t < 0, ~t, t) // ncls).reshape(nst, ncls)
+    if not _np.array_equal(t < 0, (op[1:] > op[:-1])[tgt.ravel()]):
+        raise ValueError("trans sign bits disagree with out_ptr")     # as _fast_tables
+    flat = tgt.ravel()
+    seen, first = _np.unique(flat, return_index=True)
+    if seen.shape[0] != nst:
+        return None
+    parent = first // ncls
+    col = first % ncls
+    # breadth-first trie numbering: each state's first edge in comes from its parent
+    if (parent[1:] >= _np.arange(1, nst)).any() or (col[1:] == 0).any():
+        return None
+    counts = _np.bincount(_np.asarray(classes), minlength=ncls)
+    if (counts[1:] != 1).any():
+        return None
+    col_byte = _np.zeros(ncls, _np.int64)
+    col_byte[_np.asarray(classes)] = _np.arange(256)
+    depth = _np.zeros(nst, _np.int64)
+    for x in range(1, nst):                 # parents come first
+        depth[x] = depth[parent[x]] + 1
+    if depth.max() > 64:
+        return None
+    child = _np.full((nst, ncls), -1, _np.int64)
+    child[parent[1:], col[1:]] = _np.arange(1, nst)
+    # the automaton these trie edges make, level by level: fail links, then rows
+    exp = _np.zeros((nst, ncls), _np.int64)
+    fail = _np.zeros(nst, _np.int64)
+    exp[0] = _np.where(child[0] >= 0, child[0], 0)
+    for d in range(1, int(depth.max()) + 1):
+        lv = _np.flatnonzero(depth == d)
+        if d > 1:
+            fail[lv] = exp[fail[parent[lv]], col[lv]]
+        exp[lv] = _np.where(child[lv] >= 0, child[lv], exp[fail[lv]])
+    if not _np.array_equal(exp, tgt):
+        return None
+    # each pattern's own state: the shallowest state reporting it
+    npat = int(oi.max()) + 1
+    state_of_out = _np.repeat(_np.arange(nst), _np.diff(op))
+    own = _np.full(npat, -1, _np.int64)
+    order = _np.argsort(depth[state_of_out], kind="stable")
+    for q in order[::-1].tolist():
+        own[oi[q]] = state_of_out[q]
+    if (own < 0).any():
+        return None
+    own_at = {}
+    for p, st in enumerate(own.tolist()):
+        own_at.setdefault(st, []).append(p)
+    # every state reports its own patterns and its fail state's, nothing else
+    if 0 in own_at:
+        return None
+    outs = [None] * nst
+    for x in _np.argsort(depth, kind="stable").tolist():   # fail states are shallower
+        mine = sorted(own_at.get(x, []) + (outs[fail[x]] if x else []))
+        if sorted(oi[op[x]:op[x + 1]].tolist()) != mine:
+            return None
+        outs[x] = mine
+    texts = []
+    for st, ids in own_at.items():
+        text = bytearray()
+        s = st
+        while s:
+            text.append(int(col_byte[col[s]]))
+            s = int(parent[s])
+        texts.append((bytes(text[::-1]), sorted(ids)))
+    texts.sort()
+    return texts
+
+
+def _svote_plan(trans, classes, int ncls, out_ptr, out_ids, pat_type, priority):
+    """The arrays offheap_svote_strings runs on, or None when it cannot find these
+    patterns exactly (not an automaton of texts, more than 64 types or 4,096 texts, a
+    1-byte text with byte 0 or >= 0x80, more than 32 1-byte texts)."""
+    prio = _np.asarray(priority, _np.int64)
+    ptype = _np.asarray(pat_type, _np.int64)
+    ntypes = prio.shape[0]
+    if not 1 <= ntypes <= 64 or ptype.shape[0] == 0:
+        return None
+    texts = _svote_texts(trans, classes, ncls, out_ptr, out_ids)
+    if texts is None or len(texts) > _SV_MAXTEXT or sum(len(i) for _, i in texts) != ptype.shape[0]:
+        return None
+    rank_type = _np.array(sorted(range(ntypes), key=lambda x: (-int(prio[x]), x)), _np.int64)
+    rank_of = _np.empty(ntypes, _np.int64)
+    rank_of[rank_type] = _np.arange(ntypes)
+    rank_of_pid = rank_of[ptype]
+    prio_rank = prio[rank_type]
+    same_prio = _np.zeros(ntypes, _np.uint64)
+    for r in range(ntypes):
+        same_prio[r] = sum(1 << q for q in range(ntypes) if prio_rank[q] == prio_rank[r])
+    ok = [len(x) <= 4 and all(1 <= b < 0x80 for b in x) for x, _ in texts]
+    ones = [i for i, (x, _) in enumerate(texts) if len(x) == 1]
+    if any(not ok[i] for i in ones) or len(ones) > 32:
+        return None
+    short = sorted((i for i in range(len(texts)) if ok[i]), key=lambda i: (len(texts[i][0]), texts[i][0]))
+    G = max(-(-len(ones) // 8), min(2, -(-len(short) // 8)))
+    exact = short[:8 * G]
+    G = -(-len(exact) // 8)
+    rest = sorted(set(range(len(texts))) - set(exact), key=lambda i: texts[i][0])
+    etab = _np.zeros((max(G, 1), 4, 128), _np.uint8)
+    ewild = _np.zeros((max(G, 1), 4), _np.uint8)
+    gtypes = _np.zeros((max(G, 1), 256), _np.uint64)
+    slot_ptr = [0]
+    slot_id = []
+    slot_bits = _np.zeros((max(G, 1), 8), _np.uint64)
+    for n, i in enumerate(exact):
+        g, j = divmod(n, 8)
+        x, ids = texts[i]
+        for k in range(4):
+            if k < len(x):
+                etab[g, k, x[k]] |= 1 << j
+            else:
+                etab[g, k, :] |= 1 << j
+                ewild[g, k] |= 1 << j
+        slot_bits[g, j] = sum(1 << r for r in {int(rank_of_pid[p]) for p in ids})   # OR: ranks repeat
+    for g in range(G):
+        for j in range(8):
+            n = g * 8 + j
+            if n < len(exact):
+                slot_id.extend(texts[exact[n]][1])
+            slot_ptr.append(len(slot_id))
+        for m in range(256):
+            gtypes[g, m] = _np.bitwise_or.reduce([slot_bits[g, j] for j in range(8) if m >> j & 1] or [_np.uint64(0)])
+    # the filtered texts in eight buckets, by their sorted prefixes
+    nl = len(rest)
+    ttab = _np.zeros((4, 128), _np.uint8)
+    tlen = _np.zeros(max(nl, 1), _np.int64)
+    tpad = _np.zeros((max(nl, 1), 32), _np.uint8)
+    tboff = _np.zeros(max(nl, 1), _np.int64)
+    tid_ptr = [0]
+    tid = []
+    blob = bytearray()
+    hcount = _np.zeros(4097, _np.int32)
+    hkey = []
+    for q, i in enumerate(rest):
+        x, ids = texts[i]
+        b = q * 8 // nl
+        for k in range(4):
+            if k < len(x):
+                ttab[k, x[k] & 127] |= 1 << b
+            else:
+                ttab[k, :] |= 1 << b
+        tlen[q] = len(x)
+        tpad[q, :min(32, len(x))] = _np.frombuffer(x[:32], _np.uint8)
+        tboff[q] = len(blob)
+        blob += x
+        tid.extend(ids)
+        tid_ptr.append(len(tid))
+        h = (((x[0] | x[1] << 8) * 0x9E37) >> 4) & 4095
+        hkey.append(h)
+        hcount[h + 1] += 1
+    hstart = _np.cumsum(hcount).astype(_np.int32)
+    hlist = _np.zeros(max(nl, 1), _np.int32)
+    fill = hstart[:-1].copy()
+    for q, h in enumerate(hkey):
+        hlist[fill[h]] = q
+        fill[h] += 1
+    a64 = lambda v: _np.ascontiguousarray(_np.asarray(v, _np.int64).reshape(-1)) if len(v) else _np.zeros(1, _np.int64)
+    return dict(G=G, has_long=int(nl > 0), ntypes=ntypes, minlong=int(min((len(texts[i][0]) for i in rest), default=2)),
+                etab=etab, ewild=ewild, gtypes=gtypes, slot_ptr=a64(slot_ptr), slot_id=a64(slot_id),
+                ttab=ttab, hstart=hstart, hlist=hlist, tlen=tlen, tpad=tpad,
+                tbytes=_np.frombuffer(bytes(blob) + b"\0", _np.uint8), tboff=tboff,
+                tid_ptr=a64(tid_ptr), tid=a64(tid), rank_of_pid=rank_of_pid,
+                same_prio=same_prio, type_of_rank=rank_type,
+                exact=len(exact), filtered=nl)
+
+
+# As _FAST_CACHE: the last plan, with weak references to the automaton's arrays.
+_SV_CACHE = [None]
+
+
+def _svote_plan_cached(trans, classes, int ncls, out_ptr, out_ids, pat_type, priority):
+    objs = tuple(getattr(a, "base", a) for a in (trans, classes, out_ptr, out_ids))
+    small = (ncls, bytes(_np.asarray(pat_type)), bytes(_np.asarray(priority)))
+    hit = _SV_CACHE[0]
+    if hit is not None and hit[1] == small and all(r() is o for r, o in zip(hit[0], objs)):
+        return hit[2]
+    result = _svote_plan(trans, classes, ncls, out_ptr, out_ids, pat_type, priority)
+    try:
+        _SV_CACHE[0] = (tuple(_weakref.ref(o) for o in objs), small, result)
+    except TypeError:
+        _SV_CACHE[0] = None
+    return result
+
+
+def _vote_plan(trans, classes, int ncls, out_ptr, out_ids, pat_type, priority):
+    """What vote_strings runs for these tables over whole strings: None when the
+    AVX-512 voter is off (or cannot find the patterns), else ``{'groups', 'exact',
+    'filtered'}``: exact groups, patterns in them, patterns the filter finds."""
+    if not (offheap_simd and _sv_cpu):
+        return None
+    plan = _svote_plan_cached(trans, classes, ncls, out_ptr, out_ids, pat_type, priority)
+    if plan is None:
+        return None
+    return {"groups": plan["G"], "exact": plan["exact"], "filtered": plan["filtered"]}
+
+
+cdef int _svote_run(dict plan, const unsigned char *bp, const uint64_t *rel, const uint64_t *lens,
+                    Py_ssize_t i0, Py_ssize_t ns, int64_t *cls, int64_t *counts) except -1:
+    cdef offheap_svplan P
+    cdef const uint8_t[:, :, ::1] etab = plan["etab"]
+    cdef const uint8_t[:, ::1] ewild = plan["ewild"], ttab = plan["ttab"], tpad = plan["tpad"]
+    cdef const uint64_t[:, ::1] gtypes = plan["gtypes"]
+    cdef const int64_t[::1] slot_ptr = plan["slot_ptr"], slot_id = plan["slot_id"], tlen = plan["tlen"]
+    cdef const int64_t[::1] tboff = plan["tboff"], tid_ptr = plan["tid_ptr"], tid = plan["tid"]
+    cdef const int64_t[::1] rop = plan["rank_of_pid"], tor = plan["type_of_rank"]
+    cdef const uint64_t[::1] same = plan["same_prio"]
+    cdef const int32_t[::1] hstart = plan["hstart"], hlist = plan["hlist"]
+    cdef const uint8_t[::1] tbytes = plan["tbytes"]
+    tv = _np.zeros(64, _np.int64)
+    cdef int64_t[::1] tvv = tv
+    cdef int done
+    P.G = plan["G"]
+    P.has_long = plan["has_long"]
+    P.ntypes = plan["ntypes"]
+    P.minlong = plan["minlong"]
+    P.etab = &etab[0, 0, 0]
+    P.ewild = &ewild[0, 0]
+    P.gtypes = &gtypes[0, 0]
+    P.slot_ptr = &slot_ptr[0]
+    P.slot_id = &slot_id[0]
+    P.ttab = &ttab[0, 0]
+    P.hstart = &hstart[0]
+    P.hlist = &hlist[0]
+    P.tlen = &tlen[0]
+    P.tpad = &tpad[0, 0]
+    P.tbytes = &tbytes[0]
+    P.tboff = &tboff[0]
+    P.tid_ptr = &tid_ptr[0]
+    P.tid = &tid[0]
+    P.rank_of_pid = &rop[0]
+    P.same_prio = &same[0]
+    P.type_of_rank = &tor[0]
+    P.tv = &tvv[0]
+    with nogil:
+        done = offheap_svote_strings(&P, bp, rel, lens, i0, ns, cls, counts)
+    return done
+
+
 @cython.boundscheck(False)
 @cython.wraparound(False)
 def vote_strings(const unsigned char[::1] buf, uint64_t base, Py_ssize_t end,
@@ -662,7 +1190,12 @@ def vote_strings(const unsigned char[::1] buf, uint64_t base, Py_ssize_t end,
     cdef int64_t[::1] hv
     cdef const int64_t[::1] rtv, rpv, svp, svt, svc
     cdef int64_t[::1] tvv
-    if ns > i0 and ntypes <= 64:
+    # whole strings: the AVX-512 voter when it finds these patterns exactly
+    splan = _svote_plan_cached(trans, classes, ncls, out_ptr, out_ids, pat_type, priority) \
+        if ns > i0 and ntypes <= 64 and offheap_simd and _sv_cpu else None
+    if splan is not None and _svote_run(splan, bp, &rv[0], &lv[0], i0, ns, &cl[0], &cv[0]):
+        pass
+    elif ns > i0 and ntypes <= 64:
         trans2, thr, tmask, rank_type, rank_prio, new_of, (sv_ptr, sv_type, sv_count) = _fast_tables_cached(
             trans, ncls, out_ptr, out_ids, pat_type, priority)
         hist = _np.zeros(len(tmask), _np.int64)
