@@ -236,3 +236,52 @@ def test_bytes_with_the_high_bit_never_alias():
     cls, counts, _ = _check(data, 0, len(data), offs, lens, targs, twin=True)
     assert cls == [-1, -1, -1, 0, 1, 0, -1, 2]
     assert counts == [3, 1, 1]
+
+
+def _json_like(rng, patterns, n):
+    pieces = list(patterns) + [b'"', b':', b',', b'{', b'}', b' ', b'1', b'\xc1', b'\x00', b'a']
+    out = bytearray()
+    while len(out) < n:
+        out += pieces[int(rng.integers(0, len(pieces)))]
+    return bytes(out[:n])
+
+
+def test_the_plan_depends_on_the_first_strings_but_never_the_results():
+    # the plan is tuned on the strings of the call that builds it, then cached: a
+    # plan tuned on other data must vote exactly as one tuned on this data
+    t, pat_type, priority, patterns = _sigs()
+    targs = _tables_args(t, pat_type, priority)
+    rng = np.random.default_rng(11)
+    bufs = []
+    for kind in ("json", "random"):
+        offs, lens, end = _layout(rng, 3000, 200, 0, True)
+        data = (_json_like(rng, patterns, end) if kind == "json"
+                else rng.integers(1, 128, end, dtype=np.uint8).tobytes())
+        bufs.append((data, 0, end, offs, lens))
+    carry = np.zeros(len(pat_type) + 3, np.int64)
+    got, plans = {}, []
+    for first in range(2):
+        _scan._SV_CACHE[0] = None
+        for which in (first, 1 - first):
+            got[first, which] = _vote(_scan, *bufs[which], targs, carry)
+        plans.append(_scan._SV_CACHE[0][2])
+    assert not np.array_equal(plans[0]["ttab"], plans[1]["ttab"])     # two different plans
+    for which in range(2):
+        assert got[0, which] == got[1, which] == _portable(*bufs[which], targs, carry)
+
+
+def test_a_plan_built_without_strings_is_tuned_by_the_first_vote():
+    t, pat_type, priority, patterns = _sigs()
+    targs = _tables_args(t, pat_type, priority)
+    _scan._SV_CACHE[0] = None
+    # views: the cache keys on the arrays they view, as vote_strings' arguments do
+    assert _scan._vote_plan(t.trans[:], t.classes[:], t.ncls, t.out_ptr[:], t.out_ids[:],
+                            pat_type, priority) is not None
+    untuned = _scan._SV_CACHE[0][2]
+    rng = np.random.default_rng(3)
+    offs, lens, end = _layout(rng, 2000, 200, 0, True)
+    data = _json_like(rng, patterns, end)
+    carry = np.zeros(len(pat_type) + 3, np.int64)
+    got = _vote(_scan, data, 0, end, offs, lens, targs, carry)
+    assert _scan._SV_CACHE[0][2] is not untuned
+    assert got == _portable(data, 0, end, offs, lens, targs, carry)
