@@ -182,9 +182,16 @@ BUILTIN_TYPES: tuple[PayloadType, ...] = (
 )
 
 
+_BUILTIN: list[Signatures] = []
+
+
 def builtin() -> Signatures:
-    """The built-in generic recognisers."""
-    return Signatures(BUILTIN_TYPES, "<builtin>")
+    """The built-in generic recognisers. One shared (immutable) object, so that its
+    compiled automaton and the kernels' plans for it are built once per process, not
+    once per dump: ``attribute()`` with no signatures asks for it every time."""
+    if not _BUILTIN:
+        _BUILTIN.append(Signatures(BUILTIN_TYPES, "<builtin>"))
+    return _BUILTIN[0]
 
 
 # -- pattern text ----------------------------------------------------------------------
