@@ -11,6 +11,7 @@ from hypothesis import given, settings, strategies as st
 from offheap import _scan, _scan_py
 from offheap.matching import build_tables
 from offheap.signatures import builtin
+from vote_cases import carry_first_string
 
 pytestmark = pytest.mark.single_impl     # the kernels are called directly
 
@@ -179,13 +180,8 @@ def test_carried_and_open_runs_around_the_simd_strings(seed, nstrings, carried, 
     base = 1000
     offs, lens, end = _layout(rng, nstrings, 200, base, False)
     data = bytes(rng.choice(list(alphabet), end).tolist())
-    carry = np.zeros(len(pats) + 3, np.int64)
-    if carried:
-        first_end = int(offs[0] + lens[0])
-        offs[0] = base - int(rng.integers(1, 40))
-        lens[0] = first_end - int(offs[0])
-        carry[:3] = (1, int(offs[0]), int(rng.integers(0, len(t.trans) // t.ncls)) * t.ncls)
-        carry[3:] = rng.integers(0, 3, len(pats))
+    carry = carry_first_string(rng, offs, lens, base, t, len(pats)) if carried \
+        else np.zeros(len(pats) + 3, np.int64)
     last = int(offs[-1] + lens[-1])
     open_start = last + int(rng.integers(0, base + end - last + 1))
     args = (data, base, end, offs, lens, targs, carry)

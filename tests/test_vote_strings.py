@@ -10,6 +10,7 @@ from hypothesis import given, settings, strategies as st
 
 from offheap import _scan, _scan_py
 from offheap.matching import build_tables
+from vote_cases import carry_first_string
 
 pytestmark = pytest.mark.single_impl     # both kernels are called directly
 
@@ -35,13 +36,8 @@ def _case(seed: int, nstrings: int, ntypes: int, carried: bool, open_run: bool):
     end = last - base + int(rng.integers(0, 50))
     data = bytes(rng.choice(list(ALPHABET), end).tolist())
     t = build_tables(pats)
-    carry = np.zeros(len(pats) + 3, np.int64)
-    if carried:
-        first_end = int(offs[0] + lens[0])
-        offs[0] = base - int(rng.integers(1, 40))
-        lens[0] = first_end - int(offs[0])
-        carry[:3] = (1, int(offs[0]), int(rng.integers(0, len(t.trans) // t.ncls)) * t.ncls)
-        carry[3:] = rng.integers(0, 3, len(pats))
+    carry = carry_first_string(rng, offs, lens, base, t, len(pats)) if carried \
+        else np.zeros(len(pats) + 3, np.int64)
     open_start = last + int(rng.integers(0, base + end - last + 1))
     return (data, base, end, offs, lens, t.trans, t.classes, t.ncls, t.out_ptr, t.out_ids,
             pat_type, priority), carry, open_run, open_start, t
