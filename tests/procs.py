@@ -1,11 +1,26 @@
-"""Ending the processes tests start: by PID, always, in a ``finally``."""
+"""Building the C workloads tests run, and ending the processes tests start: by PID,
+always, in a ``finally``."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
+from pathlib import Path
+
+import pytest
+
+
+def compile_c(source: Path, binary: Path, *flags: str) -> subprocess.CompletedProcess:
+    """``gcc -O1 -pthread FLAGS -o BINARY SOURCE``, the result for the caller to judge
+    (a static link may fail for want of a static libc); skips the test without gcc."""
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        pytest.skip(f"gcc is not installed: cannot build {source.name}")
+    return subprocess.run([gcc, "-O1", "-pthread", *flags, "-o", str(binary), str(source)],
+                          capture_output=True, text=True, timeout=120)
 
 
 def end_process(proc: subprocess.Popen, timeout: float = 15) -> None:

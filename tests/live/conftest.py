@@ -15,7 +15,6 @@ import contextlib
 import json
 import os
 import select
-import shutil
 import signal
 import subprocess
 import time
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from procs import end_process
+from procs import compile_c, end_process
 
 HERE = Path(__file__).resolve().parent
 READY_TIMEOUT = 20.0
@@ -43,12 +42,8 @@ class Leaky:
 
 
 def compile_leaky(out_dir: Path) -> Path:
-    gcc = shutil.which("gcc")
-    if gcc is None:
-        pytest.skip("gcc is not installed: cannot build the leaky C workload")
     binary = out_dir / "leaky"
-    res = subprocess.run([gcc, "-O1", "-Wall", "-pthread", "-o", str(binary), str(HERE / "leaky.c")],
-                         capture_output=True, text=True, timeout=120)
+    res = compile_c(HERE / "leaky.c", binary, "-Wall")
     assert res.returncode == 0, f"gcc failed:\n{res.stderr}"
     return binary
 

@@ -26,6 +26,7 @@ import pytest
 from offheap import heap as H
 from offheap.main_arena import read_main_arena
 from offheap.proc import parse_maps, read_maps
+from procs import compile_c
 
 pytestmark = pytest.mark.single_impl
 
@@ -39,12 +40,8 @@ GLIBC = tuple(int(x) for x in _GLIBC.split()[-1].split(".")[:2])
 
 @pytest.fixture(scope="module")
 def heapwork(tmp_path_factory) -> Path:
-    gcc = shutil.which("gcc")
-    if gcc is None:
-        pytest.skip("gcc is not installed: cannot build heapwork.c")
     out = tmp_path_factory.mktemp("heapwork") / "heapwork"
-    res = subprocess.run([gcc, "-O1", "-Wall", "-pthread", "-o", str(out), str(HERE / "heapwork.c")],
-                         capture_output=True, text=True, timeout=120)
+    res = compile_c(HERE / "heapwork.c", out, "-Wall")
     assert res.returncode == 0, res.stderr
     return out
 
@@ -263,12 +260,8 @@ def test_main_arena_of_a_static_binary(tmp_path):
     (a thread's arena's ``next``) leads to the same address."""
     from offheap import main_arena as MA
     from offheap.proc import MemReader
-    gcc = shutil.which("gcc")
-    if gcc is None:
-        pytest.skip("gcc is not installed")
     exe = tmp_path / "heapwork_static"
-    res = subprocess.run([gcc, "-O1", "-static", "-pthread", "-o", str(exe), str(HERE / "heapwork.c")],
-                         capture_output=True, text=True, timeout=120)
+    res = compile_c(HERE / "heapwork.c", exe, "-static")
     if res.returncode != 0:
         pytest.skip(f"no static glibc to link with: {res.stderr.strip()[:200]}")
     with running(exe, "mix", "thread", "500") as (pid, acct):
