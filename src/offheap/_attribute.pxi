@@ -10,7 +10,6 @@ from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free
 
 import functools as _functools
-import weakref as _weakref
 
 
 @cython.boundscheck(False)
@@ -577,7 +576,7 @@ cdef extern from *:
 # their rank (priority, then index), as in the fast voter; only a tie on the top
 # priority needs the votes. The matches found are exactly the automaton's: the plan
 # is only built for tables that are the Aho-Corasick automaton of the texts it
-# rebuilds from them (_svote_texts checks every transition and output).
+# rebuilds from them (_dfa_texts checks every transition and output).
 
 cdef extern from *:
     """
@@ -860,85 +859,6 @@ _sv_cpu = offheap_sv_cpu()
 _SV_MAXTEXT = 128
 
 
-def _svote_texts(trans, classes, int ncls, out_ptr, out_ids):
-    """The texts the automaton finds, ``[(text, ids)]`` (ids ascending), rebuilt from
-    the tables alone, or None unless the tables are exactly the Aho-Corasick automaton
-    of those texts (every transition and every state's output checked), so that the
-    occurrences of the texts inside a string are the automaton's matches in it."""
-    t = _np.asarray(trans)
-    op = _np.asarray(out_ptr)
-    oi = _np.asarray(out_ids)
-    nst = t.shape[0] // ncls
-    if nst < 2 or oi.shape[0] == 0:
-        return None
-    tgt = (_np.where(t < 0, ~t, t) // ncls).reshape(nst, ncls)
-    if not _np.array_equal(t < 0, (op[1:] > op[:-1])[tgt.ravel()]):
-        raise ValueError("trans sign bits disagree with out_ptr")     # as _fast_tables
-    flat = tgt.ravel()
-    seen, first = _np.unique(flat, return_index=True)
-    if seen.shape[0] != nst:
-        return None
-    parent = first // ncls
-    col = first % ncls
-    # breadth-first trie numbering: each state's first edge in comes from its parent
-    if (parent[1:] >= _np.arange(1, nst)).any() or (col[1:] == 0).any():
-        return None
-    counts = _np.bincount(_np.asarray(classes), minlength=ncls)
-    if (counts[1:] != 1).any():
-        return None
-    col_byte = _np.zeros(ncls, _np.int64)
-    col_byte[_np.asarray(classes)] = _np.arange(256)
-    depth = _np.zeros(nst, _np.int64)
-    for x in range(1, nst):                 # parents come first
-        depth[x] = depth[parent[x]] + 1
-    if depth.max() > 64:
-        return None
-    child = _np.full((nst, ncls), -1, _np.int64)
-    child[parent[1:], col[1:]] = _np.arange(1, nst)
-    # the automaton these trie edges make, level by level: fail links, then rows
-    exp = _np.zeros((nst, ncls), _np.int64)
-    fail = _np.zeros(nst, _np.int64)
-    exp[0] = _np.where(child[0] >= 0, child[0], 0)
-    for d in range(1, int(depth.max()) + 1):
-        lv = _np.flatnonzero(depth == d)
-        if d > 1:
-            fail[lv] = exp[fail[parent[lv]], col[lv]]
-        exp[lv] = _np.where(child[lv] >= 0, child[lv], exp[fail[lv]])
-    if not _np.array_equal(exp, tgt):
-        return None
-    # each pattern's own state: the shallowest state reporting it
-    npat = int(oi.max()) + 1
-    state_of_out = _np.repeat(_np.arange(nst), _np.diff(op))
-    own = _np.full(npat, -1, _np.int64)
-    order = _np.argsort(depth[state_of_out], kind="stable")
-    for q in order[::-1].tolist():
-        own[oi[q]] = state_of_out[q]
-    if (own < 0).any():
-        return None
-    own_at = {}
-    for p, st in enumerate(own.tolist()):
-        own_at.setdefault(st, []).append(p)
-    # every state reports its own patterns and its fail state's, nothing else
-    if 0 in own_at:
-        return None
-    outs = [None] * nst
-    for x in _np.argsort(depth, kind="stable").tolist():   # fail states are shallower
-        mine = sorted(own_at.get(x, []) + (outs[fail[x]] if x else []))
-        if sorted(oi[op[x]:op[x + 1]].tolist()) != mine:
-            return None
-        outs[x] = mine
-    texts = []
-    for st, ids in own_at.items():
-        text = bytearray()
-        s = st
-        while s:
-            text.append(int(col_byte[col[s]]))
-            s = int(parent[s])
-        texts.append((bytes(text[::-1]), sorted(ids)))
-    texts.sort()
-    return texts
-
-
 _SV_SAMPLE = 1 << 18    # bytes of string text the plan is tuned on (1 MiB cost 10 ms more, no faster here)
 
 
@@ -1083,7 +1003,9 @@ def _svote_plan(trans, classes, int ncls, out_ptr, out_ids, pat_type, priority, 
     ntypes = prio.shape[0]
     if not 1 <= ntypes <= 64 or ptype.shape[0] == 0:
         return None
-    texts = _svote_texts(trans, classes, ncls, out_ptr, out_ids)
+    texts = _dfa_texts_cached(trans, classes, ncls, out_ptr, out_ids)
+    if texts is None and not _signs_agree(trans, ncls, out_ptr):
+        raise ValueError("trans sign bits disagree with out_ptr")     # as _fast_tables
     if texts is None or len(texts) > _SV_MAXTEXT or sum(len(i) for _, i in texts) != ptype.shape[0]:
         return None
     rank_type = _np.array(sorted(range(ntypes), key=lambda x: (-int(prio[x]), x)), _np.int64)
@@ -1178,7 +1100,7 @@ def _svote_plan(trans, classes, int ncls, out_ptr, out_ids, pat_type, priority, 
                 exact=len(exact), filtered=nl)
 
 
-# As _FAST_CACHE: the last plan, with weak references to the automaton's arrays.
+# The last plan (see _weak_hit), and whether it was tuned on a sample.
 _SV_CACHE = [None]
 
 
@@ -1186,18 +1108,14 @@ _SV_CACHE = [None]
 # giving them), so a dump's later windows run on the first one's plan; a plan built
 # without strings (_vote_plan) is rebuilt by the first call that has some.
 def _svote_plan_cached(trans, classes, int ncls, out_ptr, out_ids, pat_type, priority, sample=None):
-    objs = tuple(getattr(a, "base", a) for a in (trans, classes, out_ptr, out_ids))
+    arrays = (trans, classes, out_ptr, out_ids)
     small = (ncls, bytes(_np.asarray(pat_type)), bytes(_np.asarray(priority)))
-    hit = _SV_CACHE[0]
-    if hit is not None and hit[1] == small and all(r() is o for r, o in zip(hit[0], objs)) \
-            and (hit[3] or sample is None or hit[2] is None):
+    hit = _weak_hit(_SV_CACHE, arrays, small)
+    if hit is not None and (hit[3] or sample is None or hit[2] is None):
         return hit[2]
     result = _svote_plan(trans, classes, ncls, out_ptr, out_ids, pat_type, priority,
                          sample() if sample is not None else None)
-    try:
-        _SV_CACHE[0] = (tuple(_weakref.ref(o) for o in objs), small, result, sample is not None)
-    except TypeError:
-        _SV_CACHE[0] = None
+    _weak_keep(_SV_CACHE, arrays, small, result, sample is not None)
     return result
 
 
@@ -1448,25 +1366,20 @@ cdef void _vote_carry_in(offheap_vote *V, int64_t[::1] carry):
             V.votes[t] += c
 
 
-# The last tables renumbered, with weak references to the automaton's arrays and a
-# copy of the (small) types and priorities they came from: a dump's windows reuse
-# them (16 ms per window for 1,000 patterns). The automaton's arrays are never
-# changed once built; the renumbered tables are consistent in themselves, so even
-# arrays changed in place could not make the kernel read outside them.
+# The last tables renumbered (see _weak_hit): a dump's windows reuse them (16 ms per
+# window for 1,000 patterns). They are consistent in themselves, so even arrays
+# changed in place could not make the kernel read outside them.
 _FAST_CACHE = [None]
 
 
 def _fast_tables_cached(trans, int ncls, out_ptr, out_ids, pat_type, priority):
-    objs = tuple(getattr(a, "base", a) for a in (trans, out_ptr, out_ids))
+    arrays = (trans, out_ptr, out_ids)
     small = (ncls, bytes(_np.asarray(pat_type)), bytes(_np.asarray(priority)))
-    hit = _FAST_CACHE[0]
-    if hit is not None and hit[1] == small and all(r() is o for r, o in zip(hit[0], objs)):
+    hit = _weak_hit(_FAST_CACHE, arrays, small)
+    if hit is not None:
         return hit[2]
     result = _fast_tables(trans, ncls, out_ptr, out_ids, pat_type, priority)
-    try:
-        _FAST_CACHE[0] = (tuple(_weakref.ref(o) for o in objs), small, result)
-    except TypeError:                       # an exporter without weak references
-        _FAST_CACHE[0] = None
+    _weak_keep(_FAST_CACHE, arrays, small, result)
     return result
 
 

@@ -30,6 +30,7 @@ from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memmove, memset
 
 import numpy as _np
+import weakref as _weakref
 
 cdef extern from *:
     """
@@ -831,58 +832,145 @@ def ac_scan(const unsigned char[::1] buf, Py_ssize_t begin, Py_ssize_t end,
 cdef int _TD_MAXLEN = 64
 
 
-def _ac_texts(trans, classes, int ncls, out_ptr, out_ids, pat_len):
-    """The distinct pattern texts rebuilt from the DFA, as ``[(text, ids)]`` with the
-    ids of each text ascending, longest text first; None if the tables are not the
-    breadth-first trie DFA that build_tables makes (then no fingerprint search).
+# One-entry caches for what the kernels derive from an automaton's tables (texts,
+# renumbered tables, plans): a dump's windows pass the same arrays again and again.
+# An entry holds weak references to the arrays it came from (build_tables' arrays are
+# never changed once built) and a copy of the small inputs, compared by value.
 
-    States are numbered breadth-first over the trie, so a state's trie parent is the
-    lowest-numbered state with an edge to it: any other edge into a state comes from a
-    state at least as deep, numbered later."""
+def _weak_hit(cache, arrays, small):
+    """The entry of ``cache`` (a one-element list) made from these very arrays (their
+    exporters, for memoryviews) and equal ``small``, or None."""
+    hit = cache[0]
+    if hit is not None and hit[1] == small and all(
+            r() is getattr(x, "base", x) for r, x in zip(hit[0], arrays)):
+        return hit
+    return None
+
+
+def _weak_keep(cache, arrays, small, *value):
+    """Make ``(refs, small, *value)`` the entry of ``cache`` (none for arrays whose
+    exporter takes no weak references)."""
+    try:
+        cache[0] = (tuple(_weakref.ref(getattr(x, "base", x)) for x in arrays), small) + value
+    except TypeError:
+        cache[0] = None
+
+
+_DFA_CACHE = [None]
+
+
+def _dfa_texts_cached(trans, classes, int ncls, out_ptr, out_ids):
+    """``_dfa_texts``, kept for the same tables (a copy of the list: callers sort it)."""
+    arrays = (trans, classes, out_ptr, out_ids)
+    hit = _weak_hit(_DFA_CACHE, arrays, ncls)
+    if hit is None:
+        texts = _dfa_texts(trans, classes, ncls, out_ptr, out_ids)
+        _weak_keep(_DFA_CACHE, arrays, ncls, texts)
+    else:
+        texts = hit[2]
+    return None if texts is None else list(texts)
+
+
+def _ac_texts(trans, classes, int ncls, out_ptr, out_ids, pat_len):
+    """The distinct pattern texts rebuilt from the DFA (``_dfa_texts``), as ``[(text,
+    ids)]`` with the ids of each text ascending, longest text first; None if the tables
+    are not the automaton of texts that build_tables makes, or disagree with
+    ``pat_len`` (then no fingerprint search)."""
+    texts = _dfa_texts_cached(trans, classes, ncls, out_ptr, out_ids)
+    pl = _np.asarray(pat_len)
+    if texts is None or sum(len(ids) for _, ids in texts) != pl.shape[0] \
+            or any(len(x) != pl[i] for x, ids in texts for i in ids):
+        return None
+    texts.sort(key=lambda x: (-len(x[0]), x[0]))
+    return texts
+
+
+def _signs_agree(trans, int ncls, out_ptr):
+    """True if exactly the entries leading to a state with output have the sign bit."""
     t = _np.asarray(trans)
-    cls = _np.asarray(classes)
+    op = _np.asarray(out_ptr)
+    return bool(_np.array_equal(t < 0, (op[1:] > op[:-1])[_np.where(t < 0, ~t, t) // ncls]))
+
+
+def _dfa_texts(trans, classes, int ncls, out_ptr, out_ids):
+    """The texts the automaton finds, ``[(text, ids)]`` (ids ascending), rebuilt from
+    the tables alone, or None unless the tables are exactly the Aho-Corasick automaton
+    of those texts (every transition and every state's output checked), so that the
+    texts' occurrences are the automaton's matches: the SIMD searches (ac_scan's
+    fingerprint search, vote_strings' voter) look for the texts, not the automaton.
+    States are numbered breadth-first over the trie (as build_tables does), so a
+    state's trie parent is the lowest-numbered state with an edge to it."""
+    t = _np.asarray(trans)
     op = _np.asarray(out_ptr)
     oi = _np.asarray(out_ids)
-    pl = _np.asarray(pat_len)
-    nstates = t.shape[0] // ncls
-    counts = _np.bincount(cls, minlength=ncls)
-    if (counts[1:] != 1).any():
-        return None                             # a column that stands for several bytes
-    col_byte = _np.zeros(ncls, dtype=_np.int64)
-    col_byte[cls] = _np.arange(256)
-    tgt = _np.where(t < 0, ~t, t) // ncls
-    seen, first = _np.unique(tgt, return_index=True)
-    if seen.shape[0] != nstates:
+    nst = t.shape[0] // ncls
+    if nst < 2 or oi.shape[0] == 0:
+        return None
+    tgt = (_np.where(t < 0, ~t, t) // ncls).reshape(nst, ncls)
+    if not _signs_agree(trans, ncls, out_ptr):
+        return None
+    flat = tgt.ravel()
+    seen, first = _np.unique(flat, return_index=True)
+    if seen.shape[0] != nst:
         return None
     parent = first // ncls
     col = first % ncls
-    if nstates > 1 and ((parent[1:] >= _np.arange(1, nstates)).any() or (col[1:] == 0).any()):
+    # breadth-first trie numbering: each state's first edge in comes from its parent
+    if (parent[1:] >= _np.arange(1, nst)).any() or (col[1:] == 0).any():
         return None
-    depth = _np.zeros(nstates, dtype=_np.int64)
-    for _ in range(_TD_MAXLEN + 1):
-        nxt = depth.copy()
-        nxt[1:] = depth[parent[1:]] + 1
-        if (nxt == depth).all():
-            break
-        depth = nxt
-    else:
+    counts = _np.bincount(_np.asarray(classes), minlength=ncls)
+    if (counts[1:] != 1).any():
         return None
+    col_byte = _np.zeros(ncls, _np.int64)
+    col_byte[_np.asarray(classes)] = _np.arange(256)
+    depth = _np.zeros(nst, _np.int64)
+    for x in range(1, nst):                 # parents come first
+        depth[x] = depth[parent[x]] + 1
+    if depth.max() > 64:
+        return None
+    child = _np.full((nst, ncls), -1, _np.int64)
+    child[parent[1:], col[1:]] = _np.arange(1, nst)
+    # the automaton these trie edges make, level by level: fail links, then rows
+    exp = _np.zeros((nst, ncls), _np.int64)
+    fail = _np.zeros(nst, _np.int64)
+    exp[0] = _np.where(child[0] >= 0, child[0], 0)
+    for d in range(1, int(depth.max()) + 1):
+        lv = _np.flatnonzero(depth == d)
+        if d > 1:
+            fail[lv] = exp[fail[parent[lv]], col[lv]]
+        exp[lv] = _np.where(child[lv] >= 0, child[lv], exp[fail[lv]])
+    if not _np.array_equal(exp, tgt):
+        return None
+    # each pattern's own state: the shallowest state reporting it
+    npat = int(oi.max()) + 1
+    state_of_out = _np.repeat(_np.arange(nst), _np.diff(op))
+    own = _np.full(npat, -1, _np.int64)
+    order = _np.argsort(depth[state_of_out], kind="stable")
+    for q in order[::-1].tolist():
+        own[oi[q]] = state_of_out[q]
+    if (own < 0).any():
+        return None
+    own_at = {}
+    for p, st in enumerate(own.tolist()):
+        own_at.setdefault(st, []).append(p)
+    # every state reports its own patterns and its fail state's, nothing else
+    if 0 in own_at:
+        return None
+    outs = [None] * nst
+    for x in _np.argsort(depth, kind="stable").tolist():   # fail states are shallower
+        mine = sorted(own_at.get(x, []) + (outs[fail[x]] if x else []))
+        if sorted(oi[op[x]:op[x + 1]].tolist()) != mine:
+            return None
+        outs[x] = mine
     texts = []
-    owned = 0
-    for st in _np.flatnonzero(op[1:] > op[:-1]).tolist():
-        own = [p for p in oi[op[st]:op[st + 1]].tolist() if pl[p] == depth[st]]
-        if not own:
-            continue
+    for st, ids in own_at.items():
         text = bytearray()
         s = st
         while s:
             text.append(int(col_byte[col[s]]))
             s = int(parent[s])
-        texts.append((bytes(text[::-1]), sorted(own)))
-        owned += len(own)
-    if owned != pl.shape[0] or any(len(x) != pl[i[0]] for x, i in texts):
-        return None
-    texts.sort(key=lambda x: (-len(x[0]), x[0]))
+        texts.append((bytes(text[::-1]), sorted(ids)))
+    texts.sort()
     return texts
 
 
