@@ -1008,11 +1008,8 @@ def _svote_plan(trans, classes, int ncls, out_ptr, out_ids, pat_type, priority, 
         raise ValueError("trans sign bits disagree with out_ptr")     # as _fast_tables
     if texts is None or len(texts) > _SV_MAXTEXT or sum(len(i) for _, i in texts) != ptype.shape[0]:
         return None
-    rank_type = _np.array(sorted(range(ntypes), key=lambda x: (-int(prio[x]), x)), _np.int64)
-    rank_of = _np.empty(ntypes, _np.int64)
-    rank_of[rank_type] = _np.arange(ntypes)
+    rank_type, rank_of, prio_rank = _ranks(prio)
     rank_of_pid = rank_of[ptype]
-    prio_rank = prio[rank_type]
     same_prio = _np.zeros(ntypes, _np.uint64)
     for r in range(ntypes):
         same_prio[r] = sum(1 << q for q in range(ntypes) if prio_rank[q] == prio_rank[r])
@@ -1383,6 +1380,16 @@ def _fast_tables_cached(trans, int ncls, out_ptr, out_ids, pat_type, priority):
     return result
 
 
+def _ranks(priority):
+    """The types by rank (priority, highest first, then index), as the voters keep a
+    string's types as rank bits: rank -> type, type -> rank, rank -> priority."""
+    prio = _np.asarray(priority, _np.int64)
+    rank_type = _np.array(sorted(range(len(prio)), key=lambda x: (-int(prio[x]), x)), _np.int64)
+    rank_of = _np.empty(len(prio), _np.int64)
+    rank_of[rank_type] = _np.arange(len(prio))
+    return rank_type, rank_of, _np.ascontiguousarray(prio[rank_type])
+
+
 def _fast_tables(trans, int ncls, out_ptr, out_ids, pat_type, priority):
     """The automaton renumbered for offheap_fvote_strings: states with output last
     (rows from ``thr`` on), no sign bits; per state its types as bits of their rank
@@ -1401,9 +1408,7 @@ def _fast_tables(trans, int ncls, out_ptr, out_ids, pat_type, priority):
     trans2 = (new_of[rows] * ncls).astype(_np.int32).reshape(nst, ncls)[order].ravel()
     thr = int((~has_out).sum()) * ncls
     prio = _np.asarray(priority)
-    rank_type = _np.array(sorted(range(len(prio)), key=lambda x: (-int(prio[x]), x)), _np.int64)
-    rank_of = _np.empty(len(prio), _np.int64)
-    rank_of[rank_type] = _np.arange(len(prio))
+    rank_type, rank_of, rank_prio = _ranks(prio)
     bits = _np.left_shift(_np.uint64(1), rank_of[_np.asarray(pat_type)[_np.asarray(out_ids)]].astype(_np.uint64)) \
         if len(out_ids) else _np.empty(0, _np.uint64)
     state_of_out = _np.repeat(_np.arange(nst), _np.diff(op))
@@ -1416,7 +1421,7 @@ def _fast_tables(trans, int ncls, out_ptr, out_ids, pat_type, priority):
                      return_counts=True) if len(out_ids) else (_np.empty(0, _np.int64), _np.empty(0, _np.int64))
     sv_ptr = _np.searchsorted(key[0] // nt, _np.arange(nst + 1)).astype(_np.int64)
     votes = (sv_ptr, (key[0] % nt).astype(_np.int64), key[1].astype(_np.int64))
-    return trans2, thr, tmask, rank_type, _np.ascontiguousarray(prio[rank_type], _np.int64), new_of, votes
+    return trans2, thr, tmask, rank_type, rank_prio, new_of, votes
 
 
 @cython.boundscheck(False)

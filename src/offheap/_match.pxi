@@ -455,14 +455,6 @@ cdef extern from *:
     #define OFFHEAP_TD_TARGET __attribute__((target( \
         "avx512f,avx512bw,avx512vl,avx512vbmi,avx512vbmi2,bmi2,popcnt")))
 
-    /* 1 when the CPU has AVX-512 VBMI too (vpermi2b), which offheap_cpu_avx512
-       does not require. */
-    static int offheap_td_cpu(void) {
-        __builtin_cpu_init();
-        return __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512bw")
-            && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("bmi2");
-    }
-
     /* Candidates of one chunk of up to OFFHEAP_TD_CHUNK end positions, staged by the
        lookup loop: bucket byte, block and position in the block of each. */
     #define OFFHEAP_TD_CHUNK 4096
@@ -603,7 +595,6 @@ cdef extern from *:
         }
     }
     #else
-    static int offheap_td_cpu(void) { return 0; }
     static int offheap_td_run(const unsigned char *buf, offheap_teddy *T) { return -1; }
     #endif
 
@@ -650,14 +641,12 @@ cdef extern from *:
         uint64_t base
         uint64_t* off
         int32_t* ids
-    int offheap_td_cpu() noexcept nogil
     int offheap_td_run(const unsigned char* buf, offheap_teddy* T) noexcept nogil
     void offheap_ac_head(const unsigned char* buf, Py_ssize_t i, Py_ssize_t end, int32_t* s_io,
                          const offheap_ac_dfa* D, uint64_t* off, int32_t* ids,
                          Py_ssize_t* n_io) noexcept nogil
 
 
-cdef int _td_cpu = offheap_td_cpu()
 
 
 # Each lane gets at least this many bytes (and at least the longest pattern's length,
@@ -723,7 +712,7 @@ def ac_scan(const unsigned char[::1] buf, Py_ssize_t begin, Py_ssize_t end,
 
     cdef Py_ssize_t warm = int(_np.asarray(pat_len).max()) - 1 if pat_len.shape[0] else 0
     cdef Py_ssize_t length = end - begin
-    if offheap_simd and _td_cpu and length > warm:
+    if offheap_simd and length > warm:
         simd_plan = _ac_simd_plan(trans, classes, ncls, out_ptr, out_ids, pat_len)
         if simd_plan is not None:
             return _ac_scan_simd(bp, begin, end, &dfa, simd_plan, state)
@@ -1015,7 +1004,7 @@ def _ac_simd_plan(trans, classes, int ncls, out_ptr, out_ids, pat_len):
 def _ac_path(trans, classes, int ncls, out_ptr, out_ids, pat_len):
     """Which path ac_scan takes for these tables over a range at least as long as the
     longest pattern: 'simd' (fingerprint search), 'skip' (root skip) or 'lanes'."""
-    if offheap_simd and _td_cpu and _ac_simd_plan(trans, classes, ncls, out_ptr, out_ids,
+    if offheap_simd and _ac_simd_plan(trans, classes, ncls, out_ptr, out_ids,
                                                   pat_len) is not None:
         return "simd"
     return "lanes" if _ac_skip_plan(trans, classes, ncls) is None else "skip"
