@@ -12,7 +12,7 @@ import argparse
 import importlib
 import os
 import sys
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 from ..errors import OffheapError
 
@@ -27,6 +27,19 @@ COMMANDS = [
     "heap",
     "investigate", "diff", "demo",
 ]
+
+
+def positive(convert: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse ``type``: ``convert(text)`` (int, float), which must be above 0."""
+    def parse(value: str) -> Any:
+        try:
+            n = convert(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+        if n <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0: {value}")
+        return n
+    return parse
 
 
 class CommandError(Exception):

@@ -17,20 +17,10 @@ from .. import nmt as nmt_mod
 from .. import proc
 from ..errors import AccessDenied
 from ..report import text
-from . import Command
-from .regions import classify_snapshot, positive_int
+from . import Command, positive
+from .regions import classify_snapshot
 
 EXIT_NOT_ENABLED = 3
-
-
-def _positive_float(value: str) -> float:
-    try:
-        f = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
-    if f <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0: {value}")
-    return f
 
 
 class NmtCommand(Command):
@@ -44,9 +34,9 @@ class NmtCommand(Command):
                             help="smaps capture of the same process (default for a PID: /proc/PID/smaps)")
         parser.add_argument("--detail", action="store_true",
                             help="for a PID: ask for `detail` (needs -XX:NativeMemoryTracking=detail)")
-        parser.add_argument("--timeout", type=_positive_float, default=30.0, metavar="SECONDS",
+        parser.add_argument("--timeout", type=positive(float), default=30.0, metavar="SECONDS",
                             help="give up on jcmd after this long (it hangs on a stopped JVM; default 30)")
-        parser.add_argument("--top", type=positive_int, default=20, metavar="N",
+        parser.add_argument("--top", type=positive(int), default=20, metavar="N",
                             help="unknown-to-NMT mappings to list (default 20)")
 
     def run(self, args: argparse.Namespace) -> int:

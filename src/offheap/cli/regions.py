@@ -13,7 +13,7 @@ from .. import nmt as nmt_mod
 from .. import proc, regions as regions_mod
 from ..errors import AccessDenied, NoSuchProcess
 from ..report import text
-from . import Command, CommandError
+from . import Command, CommandError, positive
 
 _SORT_KEYS = {
     "rss": lambda r: (-r.mapping.rss, r.mapping.start),
@@ -21,16 +21,6 @@ _SORT_KEYS = {
     "dirty": lambda r: (-r.mapping.dirty, r.mapping.start),
     "addr": lambda r: r.mapping.start,
 }
-
-
-def positive_int(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
-    if n <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0: {value}")
-    return n
 
 
 def classify_snapshot(snap: proc.ProcessSnapshot, report=None, read_memory: bool = True):
@@ -57,7 +47,7 @@ class RegionsCommand(Command):
                             help="a live PID, a saved smaps/maps file, or a capture directory")
         parser.add_argument("--sort", choices=sorted(_SORT_KEYS), default="rss",
                             help="order of the mapping table (default: rss, largest first)")
-        parser.add_argument("--top", type=positive_int, metavar="N",
+        parser.add_argument("--top", type=positive(int), metavar="N",
                             help="show only the first N mappings (totals still cover all)")
         parser.add_argument("--nmt", metavar="FILE",
                             help="a saved `jcmd PID VM.native_memory detail` output: names the "
