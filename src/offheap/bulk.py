@@ -363,13 +363,23 @@ def _in_processes(specs: Sequence[DumpSpec], sigs: Signatures, min_len: int, top
     except BaseException:
         # Ctrl-C (or a failing callback): shutdown() would wait for every dump in flight,
         # minutes on big dumps, and an exiting parent leaves its workers running. End them.
-        for worker in list((getattr(pool, "_processes", None) or {}).values()):
-            worker.terminate()
-        pool.shutdown(wait=False, cancel_futures=True)
+        _end_pool(pool)
         raise
-    # a worker still starting ends by itself once up: no need to wait for it
-    pool.shutdown(wait=ready.done())
+    if ready.done():
+        pool.shutdown()
+    else:
+        _end_pool(pool)         # a worker still starting, never given a dump
     return [r for r in results if r is not None]
+
+
+def _end_pool(pool) -> None:
+    """Terminate the pool's workers, then shut it down and wait: for the manager
+    thread, which is quick once the workers are gone. Not waiting left that thread to
+    the interpreter's exit, where concurrent.futures wrote to its closed wake-up pipe
+    and printed a traceback after Ctrl-C (seen in CI)."""
+    for worker in list((getattr(pool, "_processes", None) or {}).values()):
+        worker.terminate()
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 def scan_many(paths: Iterable[str | os.PathLike] | Sequence[DumpSpec], signatures: Signatures | None = None,
