@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         t_match, _ = best_of(args.repeat, lambda: sigs.pattern_set().find_all(one, sort=False))
         rows.append((f"matching only, {label} ({len(sigs.patterns)} patterns)", t_match))
         t_full, a = best_of(args.repeat, lambda: attribute(one, sigs))
-        rows.append((f"full scan, {label} ({_method_for(_impl.kernels(), sigs.pattern_set())})", t_full))
+        rows.append((f"full scan, {label} ({_method_for(_impl.kernels(), sigs)})", t_full))
         assert sum(a.class_bytes.values()) == size
     # the matching benchmark's pattern sets as signatures: its 10 present patterns as
     # 10 types, and those plus 990 absent words as 10 types of 100 patterns each
@@ -134,11 +134,11 @@ def main(argv: list[str] | None = None) -> int:
                 PayloadType(f"t{i}", words[i::10]) for i in range(10))))):
         sigs.pattern_set()
         t_full, a = best_of(args.repeat, lambda: attribute(one, sigs))
-        rows.append((f"full scan, {label} ({_method_for(_impl.kernels(), sigs.pattern_set())})", t_full))
+        rows.append((f"full scan, {label} ({_method_for(_impl.kernels(), sigs)})", t_full))
         assert sum(a.class_bytes.values()) == size
     # what `offheap scan DUMP` does with no signature file
     t_full, a = best_of(args.repeat, lambda: attribute(one))
-    rows.append((f"full scan, built-ins only, the default ({_method_for(_impl.kernels(), builtin().pattern_set())})",
+    rows.append((f"full scan, built-ins only, the default ({_method_for(_impl.kernels(), builtin())})",
                  t_full))
     assert sum(a.class_bytes.values()) == size
     print(f"\nhot {size / MiB:.0f} MiB dump, one core, best of {args.repeat}")

@@ -281,3 +281,54 @@ def test_a_plan_built_without_strings_is_tuned_by_the_first_vote():
     got = _vote(_scan, data, 0, end, offs, lens, targs, carry)
     assert _scan._SV_CACHE[0][2] is not untuned
     assert got == _portable(data, 0, end, offs, lens, targs, carry)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), nstrings=st.integers(50, 1500))
+def test_anchors_inside_the_patterns(seed, nstrings):
+    # JSON keys that all begin '"event":"': the filter looks at each one's rarest four
+    # bytes instead (its anchor), so a candidate is found inside a text, which must
+    # still start inside the string and end in it; strings here cut through texts
+    rng = np.random.default_rng(seed)
+    words = [bytes(rng.choice(list(b"abcdrst_"), int(rng.integers(1, 12))).tolist()) for _ in range(12)]
+    pats = sorted({b'"event":"' + w + b'"' for w in words}) + [b'"ts":']
+    t = build_tables(pats)
+    ntypes = int(rng.integers(1, 6))
+    pat_type = rng.integers(0, ntypes, len(pats)).astype(np.int64)
+    priority = rng.integers(0, 2, ntypes).astype(np.int64)
+    targs = _tables_args(t, pat_type, priority)
+    out = bytearray()
+    while len(out) < nstrings * 80:
+        r = rng.random()
+        out += pats[int(rng.integers(0, len(pats)))] if r < 0.5 else \
+            b'"event":"' if r < 0.7 else bytes(rng.choice(list(b'abcdrst_{}:," '), 5).tolist())
+    offs, lens, end = _layout(rng, nstrings, 60, 0, True)
+    data = bytes(out[:end]) + bytes(max(0, end - len(out)))
+    carry = np.zeros(len(pats) + 3, np.int64)
+    _scan._SV_CACHE[0] = None
+    got = _vote(_scan, data, 0, end, offs, lens, targs, carry)
+    plan = _scan._SV_CACHE[0][2]
+    assert plan is not None and plan["tanch"][:plan["filtered"]].max() > 0
+    assert got == _portable(data, 0, end, offs, lens, targs, carry)
+    assert got == _vote(_scan_py, data, 0, end, offs, lens, targs, carry)
+
+
+def test_asking_for_the_plan_with_plain_arrays_keeps_the_tuned_one():
+    # attribute() asks _vote_plan with the tables' own arrays (base None): the cache
+    # once keyed on their ``base`` and so dropped the plan tuned by the last vote,
+    # which every window then built again
+    t, pat_type, priority, patterns = _sigs()
+    targs = _tables_args(t, pat_type, priority)
+    rng = np.random.default_rng(5)
+    offs, lens, end = _layout(rng, 500, 200, 0, True)
+    data = _json_like(rng, patterns, end)
+    _scan._SV_CACHE[0] = None
+    _vote(_scan, data, 0, end, offs, lens, targs, np.zeros(len(pat_type) + 3, np.int64))
+    tuned = _scan._SV_CACHE[0][2]
+    assert any(a.base is None for a in (t.trans, t.classes, t.out_ptr, t.out_ids))
+    assert _plan(t, pat_type, priority) is not None
+    assert _scan._SV_CACHE[0][2] is tuned
+    # other tables never hit
+    assert _scan._vote_plan(t.trans.copy(), t.classes, t.ncls, t.out_ptr, t.out_ids,
+                            pat_type, priority) is not None
+    assert _scan._SV_CACHE[0][2] is not tuned

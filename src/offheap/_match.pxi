@@ -826,12 +826,20 @@ cdef int _TD_MAXLEN = 64
 # An entry holds weak references to the arrays it came from (build_tables' arrays are
 # never changed once built) and a copy of the small inputs, compared by value.
 
+def _exporter(x):
+    """The array a typed memoryview views; an array itself (not its ``base``: that
+    is None for an array owning its data, and two views of one array share it)."""
+    if isinstance(x, _np.ndarray):
+        return x
+    return getattr(x, "base", x)
+
+
 def _weak_hit(cache, arrays, small):
     """The entry of ``cache`` (a one-element list) made from these very arrays (their
     exporters, for memoryviews) and equal ``small``, or None."""
     hit = cache[0]
     if hit is not None and hit[1] == small and all(
-            r() is getattr(x, "base", x) for r, x in zip(hit[0], arrays)):
+            r() is _exporter(x) for r, x in zip(hit[0], arrays)):
         return hit
     return None
 
@@ -840,7 +848,7 @@ def _weak_keep(cache, arrays, small, *value):
     """Make ``(refs, small, *value)`` the entry of ``cache`` (none for arrays whose
     exporter takes no weak references)."""
     try:
-        cache[0] = (tuple(_weakref.ref(getattr(x, "base", x)) for x in arrays), small) + value
+        cache[0] = (tuple(_weakref.ref(_exporter(x)) for x in arrays), small) + value
     except TypeError:
         cache[0] = None
 

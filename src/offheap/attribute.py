@@ -242,7 +242,7 @@ def attribute(source: Source, signatures: Signatures | None = None, *, min_len: 
     str_state = np.zeros(4, dtype=np.uint64)
     zeros = np.zeros(1, dtype=np.uint64)
     if method is None:
-        method = _method_for(kernels, pset)
+        method = _method_for(kernels, sigs)
     elif method not in ("vote", "join"):
         raise InputError(f"method must be 'vote' or 'join', not {method!r}")
     voter = _Voter(kernels, pset, pat_type, priority, pattern_matches) if method == "vote" else \
@@ -339,13 +339,21 @@ def _hashes(kernels, w, offs: np.ndarray, lens: np.ndarray, reader: _Reader) -> 
     return np.concatenate([head, rest])
 
 
-def _method_for(kernels, pset) -> str:
-    """"join" when the matching kernel finds these patterns without stepping every
-    byte (a SIMD search or a root skip: few matches, found fast), else "vote"."""
-    path = getattr(kernels, "_ac_path", None)     # the compiled kernel's own plan
+def _method_for(kernels, sigs: Signatures) -> str:
+    """"vote" when the AVX-512 voter takes these signatures (it types the strings
+    with no match arrays: bench_match's ten dense patterns took 25 ms per 64 MiB where
+    finding and joining their 1.2 million matches took 33); else "join" when the
+    matching kernel finds the patterns without stepping every byte (a SIMD search or
+    a root skip: few matches, found fast); else "vote"."""
+    t = sigs.pattern_set().tables
+    plan = getattr(kernels, "_vote_plan", None)     # the compiled kernels' own plans
+    if plan is not None and plan(t.trans, t.classes, t.ncls, t.out_ptr, t.out_ids,
+                                 sigs.pattern_type.astype(np.int64),
+                                 np.array([x.priority for x in sigs.types], np.int64)) is not None:
+        return "vote"
+    path = getattr(kernels, "_ac_path", None)
     if path is None:
         return "vote"
-    t = pset.tables
     return "vote" if path(t.trans, t.classes, t.ncls, t.out_ptr, t.out_ids, t.pat_len) == "lanes" else "join"
 
 
