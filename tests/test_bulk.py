@@ -154,3 +154,40 @@ def test_a_worker_killed_mid_run_fails_only_the_dumps_it_held(dumps):
     own = {str(paths[5]), str(paths[7])}          # empty, and a directory
     assert {d.spec.path for d in r.failures} - worker_failed == own - worker_failed
     assert sum(d.ok for d in r.dumps) == len(paths) - len(own | worker_failed)
+
+
+
+@pytest.mark.single_impl
+@pytest.mark.parametrize("user_value", [None, "3"])
+def test_workers_start_with_one_blas_thread_unless_the_user_chose(dumps, tmp_path, user_value):
+    # numpy's OpenBLAS threads spin after import, taking CPU from this process's own
+    # scanning; the forkserver (fresh here: a new interpreter) passes the setting on
+    import os
+    import subprocess
+    import sys
+
+    _, paths = dumps
+    good = [str(p) for i, p in enumerate(paths) if i not in (5, 7)]
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if user_value:
+        env["OPENBLAS_NUM_THREADS"] = user_value
+    probe = tmp_path / "probe.py"
+    probe.write_text("""
+import os, sys
+import multiprocessing.forkserver as fs
+from offheap.bulk import scan_many
+if __name__ == "__main__":
+    r = scan_many(sys.argv[1:], None, workers=2, progress=False)
+    assert all(d.ok for d in r.dumps), r.failures
+    pid = fs._forkserver._forkserver_pid
+    with open(f"/proc/{pid}/environ", "rb") as f:
+        server = dict(v.split(b"=", 1) for v in f.read().split(b"\\0") if b"=" in v)
+    print(server.get(b"OPENBLAS_NUM_THREADS"), os.environ.get("OPENBLAS_NUM_THREADS"))
+""")
+    out = subprocess.run([sys.executable, str(probe), *good], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    if user_value:
+        assert out.stdout.split() == [repr(user_value.encode()), user_value]
+    else:
+        assert out.stdout.split() == ["b'1'", "None"]      # this process's own is unchanged
