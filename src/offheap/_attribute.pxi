@@ -923,27 +923,26 @@ def _svote_anchors(texts, sample, freq):
     ties go to the rarer bytes, then to the first."""
     counts = None
     if sample and len(sample) >= 4:
-        a = _np.frombuffer(sample, _np.uint8).astype(_np.uint64)
-        n = a.shape[0] - 3
-        v = a[:n] | a[1:n + 1] << _np.uint64(8) | a[2:n + 2] << _np.uint64(16) | a[3:n + 3] << _np.uint64(24)
-        counts = _np.bincount((v * _np.uint64(_SV_GRAM_MUL)) >> _np.uint64(48), minlength=1 << 16)
+        # every window, as little-endian uint32 read at each of the four alignments
+        v = _np.concatenate([_np.frombuffer(sample, "<u4", (len(sample) - r) // 4, r) for r in range(4)])
+        counts = _np.bincount((v * _np.uint32(_SV_GRAM_MUL)) >> _np.uint32(16), minlength=1 << 16).tolist()
+    f = [float(x) for x in freq]
     out = []
     for x in texts:
         best = None
         for d in range(max(1, len(x) - 3)):
             w = x[d:d + 4]
-            seen = 0 if counts is None else int(counts[(int.from_bytes(w, "little") * _SV_GRAM_MUL
-                                                           & 0xFFFFFFFFFFFFFFFF) >> 48])
+            seen = 0 if counts is None else counts[(int.from_bytes(w, "little") * _SV_GRAM_MUL & 0xFFFFFFFF) >> 16]
             p = 1.0
             for b in w:
-                p *= freq[b & 127]
+                p *= f[b & 127]
             if best is None or (seen, p, d) < best:
                 best = (seen, p, d)
         out.append(best[2])
     return out
 
 
-_SV_GRAM_MUL = 0x9E3779B97F4A7C15
+_SV_GRAM_MUL = 0x9E3779B1
 
 
 # Passes of single moves after the greedy assignment: the plan is built on a dump's
@@ -1038,7 +1037,6 @@ def _svote_buckets(texts, freq):
         if not improved:
             break
     return asg
-
 
 
 def _svote_plan(trans, classes, int ncls, out_ptr, out_ids, pat_type, priority, sample=None):
