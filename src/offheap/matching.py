@@ -264,11 +264,17 @@ def _collect(parts_o: list, parts_i: list, sort: bool) -> Matches:
         if int(offsets.max()) < (1 << 40) and int(ids.max()) < (1 << 24):
             # One packed uint64 key: the kernel's end-position order is nearly sorted
             # by start already, which the stable (run-merging) sort exploits; ~10x
-            # faster than lexsort plus two gathers on millions of matches.
-            key = (offsets << np.uint64(24)) | ids.astype(np.uint64)
+            # faster than lexsort plus two gathers on millions of matches. Packed and
+            # unpacked in place (the arrays are the kernel's, not yet anyone's): each
+            # new array is fresh memory to fault in, which cost as much as the scan
+            # for ten dense patterns when the caller kept the last result.
+            key = offsets
+            np.left_shift(key, np.uint64(24), out=key)
+            np.bitwise_or(key, ids.view(np.uint32), out=key)      # ids are >= 0
             key.sort(kind="stable")
-            offsets = key >> np.uint64(24)
-            ids = (key & np.uint64((1 << 24) - 1)).astype(np.int32)
+            np.bitwise_and(key, np.uint64((1 << 24) - 1), out=ids, casting="unsafe")
+            np.right_shift(key, np.uint64(24), out=key)
+            offsets = key
         else:
             order = np.lexsort((ids, offsets))
             offsets = offsets[order]
