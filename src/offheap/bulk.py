@@ -408,6 +408,11 @@ def scan_many(paths: Iterable[str | os.PathLike] | Sequence[DumpSpec], signature
     """Attribute every dump of ``paths`` (files or directories) with ``signatures``
     (default: the built-in recognisers), ``workers`` at a time (default: all cores).
 
+    With more than one worker, this process scans too and the others are forked by
+    multiprocessing's forkserver. If that is not running yet it is started here, with
+    ``OPENBLAS_NUM_THREADS=1`` unless the variable is set: later forkserver processes
+    of the same program inherit it.
+
     >>> r = scan_many(["a.dump", "missing.dump"], progress=False)     # doctest: +SKIP
     >>> [d.ok for d in r.dumps], r.failures[0].error                   # doctest: +SKIP
     ([True, False], 'missing.dump: No such file or directory')
