@@ -295,7 +295,8 @@ def _one_blas_thread() -> Iterator[None]:
     """Start the forkserver (and so the workers it forks) with one BLAS thread.
 
     numpy's OpenBLAS starts a thread per core at import, and they spin for a while:
-    0.08 s of CPU per worker here, taken from the process scanning on the other core.
+    about 0.1 s of CPU per worker here (0.22 s against 0.12), taken from the process
+    scanning on the other core.
     The kernels use no BLAS. A value the user set is kept; this process is unchanged
     (its OpenBLAS read the variable at its own import)."""
     name = "OPENBLAS_NUM_THREADS"
