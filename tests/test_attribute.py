@@ -282,3 +282,47 @@ def test_template_hash_memo_gives_the_twins_hashes_with_and_without_copies():
     pick = np.arange(0, len(rows), 997)
     alone = [_scan.template_hashes(rows[i], offs[i], o[i:i + 1], n[i:i + 1])[0] for i in pick]
     assert got[pick].tolist() == [int(h) for h in alone]
+
+
+def test_copies_are_typed_once_and_counted_again(monkeypatch):
+    # a string that copies an earlier one takes its type and its matches count again;
+    # only the first copies are typed (in rounds by their number of copies): the same
+    # result as typing every string, across windows, for sparse and dense signatures
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from bench_match import PRESENT
+    from offheap import _impl
+    attribute_module = sys.modules["offheap.attribute"]
+    from offheap.signatures import builtin
+
+    rng = np.random.default_rng(8)
+    messages = [b'{"event":"unread_count","uid":%d,"count":%d}' % (u, c) for u in range(9) for c in range(3)]
+    messages += [b'{"event":"presence","uid":%d,"ts":1700000000}' % u for u in range(7)]
+    messages += [b'{"event":"typing","conv":"c-%d"}' % u for u in range(5)] + [b"java/lang/String" * 40]
+    weights = rng.random(len(messages)) ** 4      # a few messages make most of the copies
+    picks = rng.choice(len(messages), 30000, p=weights / weights.sum())
+    parts = []
+    for k in picks.tolist():
+        parts.append(messages[k])
+        parts.append(b"\x00" if rng.random() < 0.9 else rng.bytes(int(rng.integers(1, 40))))
+    data = b"".join(parts)
+    kernels = _impl.kernels()
+    calls = []
+    real = kernels.copy_groups
+
+    def spy(reps):
+        out = real(reps)
+        calls.append((len(reps), len(out[0])))
+        return out
+    dense = Signatures(tuple(PayloadType(f"p{i}", [p]) for i, p in enumerate(PRESENT)))
+    for sigs in (SIGS, builtin(), dense):
+        monkeypatch.setattr(kernels, "copy_groups", spy)
+        calls.clear()
+        got = attribute(data, sigs, window=1 << 18, method="vote").to_dict()
+        assert any(firsts * 2 <= n for n, firsts in calls), "no window took the copies path"
+        monkeypatch.setattr(attribute_module, "_COPIES_MIN_STRINGS", 1 << 62)
+        want = attribute(data, sigs, window=1 << 18, method="vote").to_dict()
+        monkeypatch.undo()
+        assert got == want
+        assert got == attribute(data, sigs, window=1 << 18, method="join").to_dict()

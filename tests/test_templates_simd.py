@@ -247,3 +247,52 @@ def test_memo_prefixes_and_empty_strings():
     _check_memo(strings * 40)
     fast, portable = _both(b"", [0] * 300, [0] * 300)     # no buffer at all
     assert fast == portable == [_twin(b"")] * 300
+
+
+@settings(max_examples=40, deadline=None)
+@given(pool=st.lists(_texts, min_size=1, max_size=12), seed=st.integers(0, 2**32 - 1),
+       count=st.integers(1, 1500), collide=st.booleans(), simd=st.booleans())
+def test_reps_name_an_earlier_copy_or_the_string_itself(pool, seed, count, collide, simd):
+    # strings drawn from a small pool (many copies; from 256 strings on, the memo
+    # path): each rep is an earlier string with the same bytes that is its own rep,
+    # or the string itself; the hashes are those of a call without reps. With every
+    # memo key equal (collide), only the byte comparison tells strings apart.
+    rng = np.random.default_rng(seed)
+    strings = [pool[k] for k in rng.integers(0, len(pool), count).tolist()]
+    buf = b"\x00".join(strings) + b"\x00"
+    lengths = np.array([len(s) for s in strings], np.uint64)
+    offsets = (np.cumsum(lengths + np.uint64(1)) - lengths - np.uint64(1)).astype(np.uint64)
+    reps = np.full(count, -7, np.int64)
+    previous = _scan._set_simd(simd)
+    mask = _scan._set_template_key_mask(0 if collide else ~0 & (2**64 - 1))
+    try:
+        hashes = _scan.template_hashes(buf, 0, offsets, lengths, reps=reps)
+        assert hashes.tolist() == _scan.template_hashes(buf, 0, offsets, lengths).tolist()
+    finally:
+        _scan._set_template_key_mask(mask)
+        _scan._set_simd(previous)
+    idx = np.arange(count)
+    assert (reps >= 0).all() and (reps <= idx).all() and (reps[reps] == reps).all()
+    assert all(strings[r] == strings[i] for i, r in enumerate(reps.tolist()))
+    exact = np.empty(count, np.int64)
+    _templates_py.template_hashes(buf, 0, offsets, lengths, reps=exact)
+    first: dict[bytes, int] = {}
+    assert exact.tolist() == [first.setdefault(s, i) for i, s in enumerate(strings)]
+
+
+def test_copy_groups_against_the_twin_and_bad_reps():
+    from offheap import _attribute_py
+    rng = np.random.default_rng(4)
+    for n in (0, 1, 5, 300):
+        reps = np.arange(n, dtype=np.int64)
+        for i in range(1, n):
+            if rng.random() < 0.6:
+                reps[i] = reps[int(rng.integers(0, i))]
+        got = [a.tolist() for a in _scan.copy_groups(reps)]
+        assert got == [a.tolist() for a in _attribute_py.copy_groups(reps)]
+        firsts, copies, group = got
+        assert sum(copies) == n and all(firsts[group[i]] == reps[i] for i in range(n))
+    for bad in ([1, 0], [0, 0, 1], [-1], [0, 2, 1]):
+        for impl in (_scan, _attribute_py):
+            with pytest.raises(ValueError):
+                impl.copy_groups(np.array(bad, np.int64))

@@ -1515,3 +1515,36 @@ def tally_classes(int64_t[::1] cls, const uint64_t[::1] lengths, int64_t other,
     if bad:
         raise ValueError("class out of range")
     return here
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def copy_groups(const int64_t[::1] reps):
+    """Groups of copies from ``reps`` (each string's index of an earlier string with
+    the same bytes, or its own, as ``template_hashes`` gives them): ``(firsts,
+    copies, group)``, the strings that are their own (ascending), how many strings
+    each stands for, and each string's group (an index into those). One pass."""
+    cdef Py_ssize_t n = reps.shape[0], i, nf = 0
+    cdef int64_t r
+    firsts = _np.empty(n, _np.int64)
+    copies = _np.empty(n, _np.int64)
+    group = _np.empty(n, _np.int64)
+    cdef int64_t[::1] f = firsts, c = copies, g = group
+    cdef bint bad = False
+    with nogil:
+        for i in range(n):
+            r = reps[i]
+            if r == i:
+                f[nf] = i
+                c[nf] = 1
+                g[i] = nf
+                nf += 1
+            elif 0 <= r < i and reps[r] == r:
+                g[i] = g[r]
+                c[g[r]] += 1
+            else:
+                bad = True
+                break
+    if bad:
+        raise ValueError("reps must name an earlier string that is its own")
+    return firsts[:nf], copies[:nf], group

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["string_types", "vote_strings", "tally_classes"]
+__all__ = ["string_types", "vote_strings", "tally_classes", "copy_groups"]
 
 
 def string_types(str_off, str_len, m_off, m_pid, pat_len, pat_type, priority, pat_counts=None):
@@ -140,3 +140,17 @@ def tally_classes(cls, lengths, other, class_bytes, class_strings):
     class_bytes += np.bincount(cls, weights=np.asarray(lengths, np.float64), minlength=nc).astype(np.int64)
     class_strings += here
     return here
+
+
+def copy_groups(reps):
+    """See ``offheap._scan.copy_groups``."""
+    reps = np.asarray(reps, np.int64)
+    n = len(reps)
+    idx = np.arange(n)
+    own = reps == idx
+    if n and not ((reps <= idx).all() and (reps >= 0).all() and own[reps].all()):
+        raise ValueError("reps must name an earlier string that is its own")
+    firsts = np.flatnonzero(own).astype(np.int64)
+    group = (np.cumsum(own) - 1)[reps].astype(np.int64) if n else np.empty(0, np.int64)
+    copies = np.bincount(group, minlength=len(firsts)).astype(np.int64)
+    return firsts, copies, group

@@ -11,7 +11,7 @@
 # hash of the masked text, mixed 8 bytes at a time (see _Hasher).
 
 cimport cython
-from libc.stdint cimport uint64_t
+from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport free
 
 cdef enum:
@@ -304,13 +304,17 @@ cdef extern from *:
        answers those with one comparison instead of the tokenizer: here direct-mapped,
        in the AVX-512 path two-way (see offheap_template_hashes1_avx512). */
     #define OFFHEAP_TPL_MEMO_BITS 14
+    /* an entry holds a length and a string index in 31 bits: longer strings, or
+       calls of more strings, are not memoized */
+    #define OFFHEAP_TPL_MEMO_MAXLEN 0x7FFFFFFF
     /* ANDed into every memo key: all ones, except in the tests, which clear bits so
        that different strings share keys and only the byte comparison tells them
        apart. */
     static uint64_t offheap_tpl_keymask = ~0ULL;
     typedef struct {
         const unsigned char *p;   /* a string inside the caller's buffer */
-        Py_ssize_t n;             /* -1: empty (no string has that length) */
+        int32_t n;                /* -1: empty (no string has that length) */
+        int32_t root;             /* the string that made the entry (its index in the call) */
         uint64_t key, h;
     } offheap_tpl_memo;
     /* The memo's 512 KiB, 64-byte aligned (the AVX-512 path reads it as pairs of
@@ -322,6 +326,7 @@ cdef extern from *:
             for (k = 0; k < count; k++) {
                 m[k].p = NULL;
                 m[k].n = -1;
+                m[k].root = 0;
                 m[k].key = 0;
                 m[k].h = 0;
             }
@@ -364,21 +369,26 @@ cdef extern from *:
     static void offheap_template_hashes1(const unsigned char *p, uint64_t base,
                                          const uint64_t *offsets, const uint64_t *lengths,
                                          Py_ssize_t count, uint64_t *out,
-                                         offheap_tpl_memo *memo) {
+                                         offheap_tpl_memo *memo, int64_t *reps) {
         Py_ssize_t i, hits = 0, resume = 0;
         int use = memo != NULL;
         for (i = 0; i < count; i++) {
             const unsigned char *q = p + (offsets[i] - base);
             Py_ssize_t n = (Py_ssize_t)lengths[i];
-            if (use) {
+            if (reps)
+                reps[i] = i;
+            if (use && n <= OFFHEAP_TPL_MEMO_MAXLEN) {
                 uint64_t key = offheap_tpl_key(q, n);
                 offheap_tpl_memo *e = &memo[key >> (64 - OFFHEAP_TPL_MEMO_BITS)];
                 if (e->p != NULL && e->key == key && e->n == n && memcmp(e->p, q, (size_t)n) == 0) {
                     out[i] = e->h;
+                    if (reps)
+                        reps[i] = e->root;
                     hits++;
                 } else {
                     e->p = q;
-                    e->n = n;
+                    e->n = (int32_t)n;
+                    e->root = (int32_t)i;
                     e->key = key;
                     e->h = out[i] = offheap_template_hash1(q, n);
                 }
@@ -640,11 +650,13 @@ cdef extern from *:
     static inline __attribute__((always_inline)) void offheap_tpl_run(
             const unsigned char *p, uint64_t base, const uint64_t *offsets, const uint64_t *lengths,
             Py_ssize_t count, uint64_t *out, offheap_tpl_memo *memo, offheap_tpl_state *s,
-            Py_ssize_t from, Py_ssize_t to, int checked) {
+            Py_ssize_t from, Py_ssize_t to, int checked, int64_t *reps) {
         Py_ssize_t i;
         for (i = from; i < to; i++) {
             const unsigned char *q = p + (offsets[i] - base);
             Py_ssize_t n = (Py_ssize_t)lengths[i];
+            if (reps)
+                reps[i] = i;
             if (!checked || i + OFFHEAP_TPL_PREFETCH < count) {
                 /* the strings ahead: their loads are the one latency not hidden here */
                 const char *f = (const char *)p + (offsets[i + OFFHEAP_TPL_PREFETCH] - base);
@@ -652,7 +664,7 @@ cdef extern from *:
                 _mm_prefetch(f + 64, _MM_HINT_T0);
                 _mm_prefetch(f + 128, _MM_HINT_T0);
             }
-            if (s->use) {
+            if (s->use && n <= OFFHEAP_TPL_MEMO_MAXLEN) {
                 uint64_t key = s->ring[i % OFFHEAP_TPL_AHEAD];
                 if (!checked || i + OFFHEAP_TPL_AHEAD < count) {
                     uint64_t ka = offheap_tpl_key512(p + (offsets[i + OFFHEAP_TPL_AHEAD] - base),
@@ -664,13 +676,16 @@ cdef extern from *:
                 offheap_tpl_memo *e = &b[b[1].key == key && b[1].n == n];
                 if (e->key == key && e->n == n && offheap_tpl_equal(e->p, q, n)) {
                     out[i] = e->h;
+                    if (reps)
+                        reps[i] = e->root;
                     s->hits++;
                 } else {
                     if (e->key != key || e->n != n) {
                         b[1] = b[0];
                         e = b;
                     }
-                    e->n = n;
+                    e->n = (int32_t)n;
+                    e->root = (int32_t)i;
                     e->key = key;
                     e->h = out[i] = offheap_template_hash1_avx512(q, n);
                 }
@@ -684,7 +699,7 @@ cdef extern from *:
     static void offheap_template_hashes1_avx512(const unsigned char *p, uint64_t base,
                                                 const uint64_t *offsets, const uint64_t *lengths,
                                                 Py_ssize_t count, uint64_t *out,
-                                                offheap_tpl_memo *memo) {
+                                                offheap_tpl_memo *memo, int64_t *reps) {
         offheap_tpl_state s;
         Py_ssize_t i, k, end, bulk = count > OFFHEAP_TPL_PREFETCH ? count - OFFHEAP_TPL_PREFETCH : 0;
         s.hits = 0;
@@ -702,10 +717,10 @@ cdef extern from *:
         for (i = 0; i < count; i = end) {
             end = i + 1024 < count ? i + 1024 : count;
             if (end <= bulk) {
-                offheap_tpl_run(p, base, offsets, lengths, count, out, memo, &s, i, end, 0);
+                offheap_tpl_run(p, base, offsets, lengths, count, out, memo, &s, i, end, 0, reps);
             } else {
-                offheap_tpl_run(p, base, offsets, lengths, count, out, memo, &s, i, i > bulk ? i : bulk, 0);
-                offheap_tpl_run(p, base, offsets, lengths, count, out, memo, &s, i > bulk ? i : bulk, end, 1);
+                offheap_tpl_run(p, base, offsets, lengths, count, out, memo, &s, i, i > bulk ? i : bulk, 0, reps);
+                offheap_tpl_run(p, base, offsets, lengths, count, out, memo, &s, i > bulk ? i : bulk, end, 1, reps);
             }
             if (end - i == 1024) {
                 /* the memo is used while it answers at least one string in eight; when it
@@ -732,8 +747,8 @@ cdef extern from *:
     static void offheap_template_hashes1_avx512(const unsigned char *p, uint64_t base,
                                                 const uint64_t *offsets, const uint64_t *lengths,
                                                 Py_ssize_t count, uint64_t *out,
-                                                offheap_tpl_memo *memo) {
-        offheap_template_hashes1(p, base, offsets, lengths, count, out, memo);
+                                                offheap_tpl_memo *memo, int64_t *reps) {
+        offheap_template_hashes1(p, base, offsets, lengths, count, out, memo, reps);
     }
     #endif
     """
@@ -744,12 +759,13 @@ cdef extern from *:
         pass
     offheap_tpl_memo *offheap_tpl_memo_new() noexcept nogil
     uint64_t offheap_tpl_keymask
+    Py_ssize_t OFFHEAP_TPL_MEMO_MAXLEN
     void offheap_template_hashes1(const unsigned char* p, uint64_t base, const uint64_t* offsets,
                                   const uint64_t* lengths, Py_ssize_t count, uint64_t* out,
-                                  offheap_tpl_memo* memo) noexcept nogil
+                                  offheap_tpl_memo* memo, int64_t* reps) noexcept nogil
     void offheap_template_hashes1_avx512(const unsigned char* p, uint64_t base, const uint64_t* offsets,
                                          const uint64_t* lengths, Py_ssize_t count, uint64_t* out,
-                                         offheap_tpl_memo* memo) noexcept nogil
+                                         offheap_tpl_memo* memo, int64_t* reps) noexcept nogil
 
 offheap_tpl_init()
 offheap_tpl_avx512_init()
@@ -758,13 +774,23 @@ offheap_tpl_avx512_init()
 @cython.boundscheck(False)
 @cython.wraparound(False)
 def template_hashes(const unsigned char[::1] buf, uint64_t base, const uint64_t[::1] offsets,
-                    const uint64_t[::1] lengths, int unit=1, int lane=0):
+                    const uint64_t[::1] lengths, int unit=1, int lane=0, int64_t[::1] reps=None):
     """Hash of each string's masked text (see ``normalize_template``). Strings are
     ``lengths`` bytes at absolute ``offsets`` inside ``buf`` (whose first byte is at
-    ``base``); for 16/32-bit text, ``unit`` and ``lane`` pick the character bytes."""
+    ``base``); for 16/32-bit text, ``unit`` and ``lane`` pick the character bytes.
+
+    ``reps`` (optional, one per string) gets for each string the index of an earlier
+    string with the same bytes, or its own: the copies the memo recognised (not
+    necessarily all of them), for callers that can then work on the others only."""
     cdef Py_ssize_t count = offsets.shape[0], i, n = buf.shape[0]
+    cdef int64_t *rp = NULL
     if lengths.shape[0] != count:
         raise ValueError("offsets and lengths differ in length")
+    if reps is not None:
+        if reps.shape[0] != count:
+            raise ValueError("reps must hold one index per string")
+        if count:
+            rp = &reps[0]
     if unit not in (1, 2, 4) or not 0 <= lane < unit:
         raise ValueError("unit must be 1, 2 or 4 and 0 <= lane < unit")
     for i in range(count):
@@ -774,20 +800,22 @@ def template_hashes(const unsigned char[::1] buf, uint64_t base, const uint64_t[
     cdef uint64_t[::1] o = out
     cdef const unsigned char *p = &buf[0] if n > 0 else NULL
     cdef offheap_tpl_memo *memo = NULL
-    if unit == 1 and count >= 256:   # (a memo of 512 KiB pays for many strings only)
+    if unit == 1 and 256 <= count <= OFFHEAP_TPL_MEMO_MAXLEN:   # (a memo of 512 KiB pays for many strings only)
         memo = offheap_tpl_memo_new()
         if memo == NULL:
             raise MemoryError()
     with nogil:
         if unit == 1:
             if count and offheap_simd:
-                offheap_template_hashes1_avx512(p, base, &offsets[0], &lengths[0], count, &o[0], memo)
+                offheap_template_hashes1_avx512(p, base, &offsets[0], &lengths[0], count, &o[0], memo, rp)
             elif count:
-                offheap_template_hashes1(p, base, &offsets[0], &lengths[0], count, &o[0], memo)
+                offheap_template_hashes1(p, base, &offsets[0], &lengths[0], count, &o[0], memo, rp)
         else:
             for i in range(count):
                 o[i] = _template_hash_strided(p + (offsets[i] - base) + lane,
                                               <Py_ssize_t>lengths[i] - lane, unit)
+                if rp != NULL:
+                    rp[i] = i
     free(memo)
     return out
 

@@ -47,19 +47,27 @@ def _hash(data: bytes) -> int:
     return h ^ (h >> 32)
 
 
-def template_hashes(buf, base: int, offsets, lengths, unit: int = 1, lane: int = 0) -> np.ndarray:
-    """See ``offheap._scan.template_hashes``."""
+def template_hashes(buf, base: int, offsets, lengths, unit: int = 1, lane: int = 0,
+                    reps=None) -> np.ndarray:
+    """See ``offheap._scan.template_hashes`` (here ``reps`` gets every copy's first
+    occurrence)."""
     if len(offsets) != len(lengths):
         raise ValueError("offsets and lengths differ in length")
     if unit not in (1, 2, 4) or not 0 <= lane < unit:
         raise ValueError("unit must be 1, 2 or 4 and 0 <= lane < unit")
+    if reps is not None and len(reps) != len(offsets):
+        raise ValueError("reps must hold one index per string")
     data = memoryview(buf).cast("B")
     out = np.empty(len(offsets), dtype=np.uint64)
+    first: dict[bytes, int] = {}
     for i, (off, ln) in enumerate(zip(np.asarray(offsets).tolist(), np.asarray(lengths).tolist())):
         rel = off - base
         if off < base or rel + ln > len(data):
             raise ValueError(f"string at offset {off} is not inside the buffer")
-        out[i] = _hash(normalize_template(bytes(data[rel + lane:rel + ln:unit])))
+        raw = bytes(data[rel:rel + ln])
+        out[i] = _hash(normalize_template(raw[lane::unit]))
+        if reps is not None:
+            reps[i] = first.setdefault(raw, i) if unit == 1 else i
     return out
 
 

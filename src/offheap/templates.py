@@ -96,8 +96,8 @@ def discover_templates(sources: Iterable[Source], *, min_len: int = DEFAULT_MIN_
                 continue
             if split:
                 offs, lens = split_messages(w.buf, w.base, w.begin, w.end, offs, lens)
-            counter.add(np.full(len(offs), k, np.int64), _hashes(kernels, w, offs, lens, reader),
-                        offs, lens)
+            hashes, _ = _hashes(kernels, w, offs, lens, reader)
+            counter.add(np.full(len(offs), k, np.int64), hashes, offs, lens)
     return _merge_dumps(counter, sources, top)
 
 
