@@ -304,8 +304,8 @@ cdef extern from *:
        answers those with one comparison instead of the tokenizer: here direct-mapped,
        in the AVX-512 path two-way (see offheap_template_hashes1_avx512). */
     #define OFFHEAP_TPL_MEMO_BITS 14
-    /* an entry holds a length and a string index in 31 bits: longer strings, or
-       calls of more strings, are not memoized */
+    /* an entry holds a length and a string index in 31 bits: a call with a longer
+       string, or more strings, runs without the memo */
     #define OFFHEAP_TPL_MEMO_MAXLEN 0x7FFFFFFF
     /* ANDed into every memo key: all ones, except in the tests, which clear bits so
        that different strings share keys and only the byte comparison tells them
@@ -377,7 +377,7 @@ cdef extern from *:
             Py_ssize_t n = (Py_ssize_t)lengths[i];
             if (reps)
                 reps[i] = i;
-            if (use && n <= OFFHEAP_TPL_MEMO_MAXLEN) {
+            if (use) {
                 uint64_t key = offheap_tpl_key(q, n);
                 offheap_tpl_memo *e = &memo[key >> (64 - OFFHEAP_TPL_MEMO_BITS)];
                 if (e->p != NULL && e->key == key && e->n == n && memcmp(e->p, q, (size_t)n) == 0) {
@@ -664,7 +664,7 @@ cdef extern from *:
                 _mm_prefetch(f + 64, _MM_HINT_T0);
                 _mm_prefetch(f + 128, _MM_HINT_T0);
             }
-            if (s->use && n <= OFFHEAP_TPL_MEMO_MAXLEN) {
+            if (s->use) {
                 uint64_t key = s->ring[i % OFFHEAP_TPL_AHEAD];
                 if (!checked || i + OFFHEAP_TPL_AHEAD < count) {
                     uint64_t ka = offheap_tpl_key512(p + (offsets[i + OFFHEAP_TPL_AHEAD] - base),
@@ -783,6 +783,7 @@ def template_hashes(const unsigned char[::1] buf, uint64_t base, const uint64_t[
     string with the same bytes, or its own: the copies the memo recognised (not
     necessarily all of them), for callers that can then work on the others only."""
     cdef Py_ssize_t count = offsets.shape[0], i, n = buf.shape[0]
+    cdef uint64_t longest = 0
     cdef int64_t *rp = NULL
     if lengths.shape[0] != count:
         raise ValueError("offsets and lengths differ in length")
@@ -796,11 +797,13 @@ def template_hashes(const unsigned char[::1] buf, uint64_t base, const uint64_t[
     for i in range(count):
         if offsets[i] < base or offsets[i] - base + lengths[i] > <uint64_t>n:
             raise ValueError(f"string at offset {offsets[i]} is not inside the buffer")
+        longest = max(longest, lengths[i])
     out = np.empty(count, dtype=np.uint64)
     cdef uint64_t[::1] o = out
     cdef const unsigned char *p = &buf[0] if n > 0 else NULL
     cdef offheap_tpl_memo *memo = NULL
-    if unit == 1 and 256 <= count <= OFFHEAP_TPL_MEMO_MAXLEN:   # (a memo of 512 KiB pays for many strings only)
+    # (a memo of 512 KiB pays for many strings only)
+    if unit == 1 and 256 <= count <= OFFHEAP_TPL_MEMO_MAXLEN and longest <= OFFHEAP_TPL_MEMO_MAXLEN:
         memo = offheap_tpl_memo_new()
         if memo == NULL:
             raise MemoryError()
