@@ -194,3 +194,20 @@ if __name__ == "__main__":
         assert out.stdout.split() == [repr(user_value.encode()), user_value, "True"]
     else:
         assert out.stdout.split() == ["b'1'", "None", "True"]      # this process's own is unchanged
+
+
+@pytest.mark.single_impl
+def test_scan_many_from_another_thread(dumps):
+    # signal handlers are the main thread's: from another, the workers start without
+    # them, and the run completes the same
+    import threading
+
+    _, paths = dumps
+    out = {}
+    t = threading.Thread(target=lambda: out.update(r=scan_many(paths, SIGS, workers=2, progress=False)))
+    t.start()
+    t.join(120)
+    assert not t.is_alive()
+    r = out["r"]
+    assert [d.ok for d in r.dumps] == [i not in (5, 7) for i in range(12)]
+    assert r.type_dumps == {"unread": 10, "typing": 10}

@@ -340,7 +340,6 @@ def _in_processes(specs: Sequence[DumpSpec], sigs: Signatures, min_len: int, top
     fails the dumps it held; this process scans the rest.
     """
     import multiprocessing
-    import multiprocessing.forkserver
     from collections import deque
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
@@ -351,12 +350,16 @@ def _in_processes(specs: Sequence[DumpSpec], sigs: Signatures, min_len: int, top
     ctx = multiprocessing.get_context("forkserver")
     # An ignored SIGINT survives exec: started so, the forkserver and the workers it forks
     # ignore a Ctrl-C sent to the process group (no traceback per worker); we end them.
+    # (Only the main thread can set a handler; from another, the preload and the BLAS
+    # setting still apply.)
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
             _start_forkserver()
         finally:
             signal.signal(signal.SIGINT, previous)
+    else:
+        _start_forkserver()
     results: list[DumpResult | None] = [None] * len(specs)
     pending = deque(range(len(specs)))
     inflight: dict[Any, int] = {}
