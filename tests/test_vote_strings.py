@@ -98,3 +98,43 @@ def test_renumbered_tables_are_reused_only_for_the_same_arrays():
     assert vote(np.array([0, 1], np.int64)) == [1]                     # new priorities
     first[:] = [0, 1]                                                  # changed in place
     assert vote(first) == [1]
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), nstrings=st.integers(1, 200), ntypes=st.integers(1, 70),
+       carried=st.booleans(), open_run=st.booleans(), simd=st.booleans())
+def test_weights_count_each_string_as_that_many_copies(seed, nstrings, ntypes, carried, open_run, simd):
+    # a string of weight w (w copies of it, typed once) adds w times its matches; its
+    # type, the carry and the open run are unchanged. The reference votes each string
+    # alone; the AVX-512, fast (<= 64 types) and general voters and the twin all run.
+    args, carry, open_run, open_start, _ = _case(seed, nstrings, ntypes, carried, open_run)
+    rng = np.random.default_rng(seed ^ 0x5EED)
+    weights = rng.integers(0, 9, nstrings).astype(np.int64)
+    data, base, end, offs, lens = args[:5]
+    want = np.zeros(len(args[10]), np.int64)
+    for i in range(nstrings):
+        alone = np.zeros(len(args[10]), np.int64)
+        first = carry.copy() if i == 0 and carried else np.zeros_like(carry)
+        _scan_py.vote_strings(data, base, end, offs[i:i + 1], lens[i:i + 1], *args[5:], alone, first)
+        want += weights[i] * alone
+    plain = _vote(_scan_py, args, carry, open_run, open_start)
+    previous = _scan._set_simd(simd)
+    try:
+        for mod in (_scan, _scan_py):
+            counts = np.zeros(len(args[10]), np.int64)
+            c = carry.copy()
+            cls = mod.vote_strings(*args, counts, c, open_run, open_start, weights)
+            assert cls.tolist() == plain[0] and c.tolist() == plain[2]
+            assert counts.tolist() == want.tolist()
+    finally:
+        _scan._set_simd(previous)
+
+
+def test_weights_are_checked():
+    args, carry, _, _, _ = _case(3, 5, 3, False, False)
+    for mod in (_scan, _scan_py):
+        counts = np.zeros(len(args[10]), np.int64)
+        with pytest.raises(ValueError):
+            mod.vote_strings(*args, counts, carry.copy(), False, 0, np.ones(4, np.int64))
+        with pytest.raises(ValueError):
+            mod.vote_strings(*args, counts, carry.copy(), False, 0, -np.ones(5, np.int64))

@@ -125,7 +125,10 @@ cdef extern from *:
         int64_t *votes;      /* 4 x ntypes: each lane's votes for its string */
         int32_t *touched;    /* 4 x ntypes: the types each lane has votes for */
         Py_ssize_t ntouched[4];
+        const int64_t *W;    /* per string: what each of its matches counts (NULL: 1) */
+        int64_t wk[4];       /* the weight of each lane's string */
     } offheap_vote;
+    #define OFFHEAP_WEIGHT(W, i) ((W) ? (W)[i] : 1)
 
     /* Count the outputs of DFA state row `row` for lane k: its patterns into counts,
        their types into the lane's votes. */
@@ -136,7 +139,7 @@ cdef extern from *:
         for (; q < q1; q++) {
             int32_t pid = V->out_ids[q];
             int64_t t = V->pat_type[pid];
-            V->counts[pid]++;
+            V->counts[pid] += V->wk[k];
             if (votes[t]++ == 0)
                 V->touched[k * V->ntypes + V->ntouched[k]++] = (int32_t)t;
         }
@@ -258,6 +261,8 @@ cdef extern from *:
         Py_ssize_t S[4], I[4], B[4], rem[4], n, m, r, i;
         int k;
         offheap_vote_lanes(buf, rel, len, i0, ns, P, E, S, I, B, rem);
+        for (k = 0; k < 4; k++)
+            V->wk[k] = I[k] < ns ? OFFHEAP_WEIGHT(V->W, I[k]) : 1;
         for (;;) {
             n = OFFHEAP_VOTE_BLOCK;
             for (k = 0; k < 4; k++)
@@ -271,15 +276,18 @@ cdef extern from *:
             for (r = 0; r < m; r++) {
                 uint64_t g = stage[r];
                 k = (int)(g >> 62);
-                if (g & OFFHEAP_VOTE_END)
-                    cls[(Py_ssize_t)(g & (OFFHEAP_VOTE_END - 1))] = offheap_vote_close(V, k);
-                else
+                if (g & OFFHEAP_VOTE_END) {
+                    i = (Py_ssize_t)(g & (OFFHEAP_VOTE_END - 1));
+                    cls[i] = offheap_vote_close(V, k);
+                    V->wk[k] = i + 1 < ns ? OFFHEAP_WEIGHT(V->W, i + 1) : 1;   /* the lane's next */
+                } else
                     offheap_vote_out(V, k, (uint32_t)g);
             }
         }
         /* what is left of each lane, alone */
         for (k = 0; k < 4; k++) {
             while (I[k] < B[k]) {
+                V->wk[k] = OFFHEAP_WEIGHT(V->W, I[k]);
                 offheap_vote_run1(V, k, P[k], E[k] - P[k], &S[k]);
                 cls[I[k]] = offheap_vote_close(V, k);
                 i = ++I[k];
@@ -310,6 +318,7 @@ cdef extern from *:
         const int64_t *sv_ptr, *sv_type, *sv_count;
         int64_t *tvotes;      /* ntypes, zero between ties */
         offheap_vote *V;      /* original tables, lane 0's votes: for ties */
+        const int64_t *W;     /* per string: what each of its matches counts (NULL: 1) */
     } offheap_fvote;
 
     /* The fast voter's step loop runs all four lanes for c bytes, c the bytes left
@@ -426,7 +435,7 @@ cdef extern from *:
                 first = r + 1;
             } else {
                 uint32_t st = (g >> shift) * inv;
-                hist[st]++;
+                hist[st] += OFFHEAP_WEIGHT(F->W, i);
                 m |= tmask[st];
             }
         }
@@ -504,7 +513,7 @@ cdef extern from *:
                     t_ = trans[S[k] + classes[P[k][j]]];
                     if (t_ >= F->thr) {
                         uint32_t st = ((uint32_t)t_ >> F->shift) * F->inv;
-                        F->hist[st]++;
+                        F->hist[st] += OFFHEAP_WEIGHT(F->W, i);
                         mask[k] |= F->tmask[st];
                     }
                     S[k] = t_;
@@ -533,6 +542,8 @@ cdef extern from *:
         int64_t* votes
         int32_t* touched
         Py_ssize_t ntouched[4]
+        const int64_t* W
+        int64_t wk[4]
     enum: OFFHEAP_VOTE_BLOCK
     ctypedef struct offheap_fvote:
         const int32_t* trans
@@ -549,6 +560,7 @@ cdef extern from *:
         const int64_t* sv_count
         int64_t* tvotes
         offheap_vote* V
+        const int64_t* W
     void offheap_fvote_strings(offheap_fvote* F, const unsigned char* buf, const uint64_t* rel,
                                const uint64_t* len, Py_ssize_t i0, Py_ssize_t ns, int64_t* cls,
                                uint32_t* stage) noexcept nogil
@@ -634,7 +646,7 @@ cdef extern from *:
     static inline __attribute__((always_inline)) OFFHEAP_SV_TARGET void offheap_sv_body(
             const offheap_svplan *P, const unsigned char *buf, const uint64_t *rel,
             const uint64_t *len, Py_ssize_t i0, Py_ssize_t ns, int64_t *cls, int64_t *counts,
-            const int G, const int L) {
+            const int64_t *W, const int G, const int L) {
         const __mmask64 stepmask = (1ULL << 61) - 1;
         __m512i et[4][4][2], ttab[4][2], wild[4][4], gcnt[4], btr, tmat;
         uint8_t tix[64];
@@ -668,7 +680,7 @@ cdef extern from *:
             }
         for (s = i0; s < ns; s++) {
             const unsigned char *p0 = buf + rel[s], *p = p0;
-            const int64_t slen = (int64_t)len[s];
+            const int64_t slen = (int64_t)len[s], wt = OFFHEAP_WEIGHT(W, s);
             int64_t rem = slen;
             __m512i acc[4], wide[4], sc[4];
             if (s + OFFHEAP_SV_AHEAD < ns) {
@@ -732,7 +744,7 @@ cdef extern from *:
                                     int64_t e, eend = tid_ptr[x + 1];
                                     for (e = tid_ptr[x]; e < eend; e++) {
                                         int64_t pid = tid[e], r = rank_of_pid[pid];
-                                        counts[pid]++;
+                                        counts[pid] += wt;
                                         tv[r]++;
                                         lpres |= 1ULL << r;
                                     }
@@ -757,7 +769,15 @@ cdef extern from *:
                 /* qword j: slot j's matches in this string */
                 sc[g] = _mm512_add_epi64(wide[g], _mm512_sad_epu8(
                     _mm512_permutexvar_epi8(btr, acc[g]), _mm512_setzero_si512()));
-                gcnt[g] = _mm512_add_epi64(gcnt[g], sc[g]);
+                if (wt == 1) {
+                    gcnt[g] = _mm512_add_epi64(gcnt[g], sc[g]);
+                } else {            /* a string standing for wt copies */
+                    uint64_t sv[8];
+                    _mm512_storeu_si512(sv, sc[g]);
+                    for (j = 0; j < 8; j++)
+                        sv[j] *= (uint64_t)wt;
+                    gcnt[g] = _mm512_add_epi64(gcnt[g], _mm512_loadu_si512(sv));
+                }
                 presence |= P->gtypes[g * 256 + _mm512_test_epi64_mask(sc[g], sc[g])];
             }
             c = -1;
@@ -811,8 +831,9 @@ cdef extern from *:
     #define OFFHEAP_SV_KERNEL(G_, L_) \
         static __attribute__((noinline)) OFFHEAP_SV_TARGET void offheap_sv_##G_##_##L_( \
                 const offheap_svplan *P, const unsigned char *buf, const uint64_t *rel, \
-                const uint64_t *len, Py_ssize_t i0, Py_ssize_t ns, int64_t *cls, int64_t *counts) { \
-            offheap_sv_body(P, buf, rel, len, i0, ns, cls, counts, G_, L_); \
+                const uint64_t *len, Py_ssize_t i0, Py_ssize_t ns, int64_t *cls, int64_t *counts, \
+                const int64_t *W) { \
+            offheap_sv_body(P, buf, rel, len, i0, ns, cls, counts, W, G_, L_); \
         }
     OFFHEAP_SV_KERNEL(0, 1) OFFHEAP_SV_KERNEL(1, 0) OFFHEAP_SV_KERNEL(1, 1)
     OFFHEAP_SV_KERNEL(2, 0) OFFHEAP_SV_KERNEL(2, 1) OFFHEAP_SV_KERNEL(3, 0) OFFHEAP_SV_KERNEL(3, 1)
@@ -822,17 +843,17 @@ cdef extern from *:
        per pattern added to counts. Returns 0 when the plan has no kernel (nothing done). */
     static int offheap_svote_strings(const offheap_svplan *P, const unsigned char *buf,
                                      const uint64_t *rel, const uint64_t *len, Py_ssize_t i0,
-                                     Py_ssize_t ns, int64_t *cls, int64_t *counts) {
+                                     Py_ssize_t ns, int64_t *cls, int64_t *counts, const int64_t *W) {
         switch (P->G * 2 + (P->has_long != 0)) {
-        case 1: offheap_sv_0_1(P, buf, rel, len, i0, ns, cls, counts); return 1;
-        case 2: offheap_sv_1_0(P, buf, rel, len, i0, ns, cls, counts); return 1;
-        case 3: offheap_sv_1_1(P, buf, rel, len, i0, ns, cls, counts); return 1;
-        case 4: offheap_sv_2_0(P, buf, rel, len, i0, ns, cls, counts); return 1;
-        case 5: offheap_sv_2_1(P, buf, rel, len, i0, ns, cls, counts); return 1;
-        case 6: offheap_sv_3_0(P, buf, rel, len, i0, ns, cls, counts); return 1;
-        case 7: offheap_sv_3_1(P, buf, rel, len, i0, ns, cls, counts); return 1;
-        case 8: offheap_sv_4_0(P, buf, rel, len, i0, ns, cls, counts); return 1;
-        case 9: offheap_sv_4_1(P, buf, rel, len, i0, ns, cls, counts); return 1;
+        case 1: offheap_sv_0_1(P, buf, rel, len, i0, ns, cls, counts, W); return 1;
+        case 2: offheap_sv_1_0(P, buf, rel, len, i0, ns, cls, counts, W); return 1;
+        case 3: offheap_sv_1_1(P, buf, rel, len, i0, ns, cls, counts, W); return 1;
+        case 4: offheap_sv_2_0(P, buf, rel, len, i0, ns, cls, counts, W); return 1;
+        case 5: offheap_sv_2_1(P, buf, rel, len, i0, ns, cls, counts, W); return 1;
+        case 6: offheap_sv_3_0(P, buf, rel, len, i0, ns, cls, counts, W); return 1;
+        case 7: offheap_sv_3_1(P, buf, rel, len, i0, ns, cls, counts, W); return 1;
+        case 8: offheap_sv_4_0(P, buf, rel, len, i0, ns, cls, counts, W); return 1;
+        case 9: offheap_sv_4_1(P, buf, rel, len, i0, ns, cls, counts, W); return 1;
         }
         return 0;
     }
@@ -840,7 +861,7 @@ cdef extern from *:
     static int offheap_sv_cpu(void) { return 0; }
     static int offheap_svote_strings(const offheap_svplan *P, const unsigned char *buf,
                                      const uint64_t *rel, const uint64_t *len, Py_ssize_t i0,
-                                     Py_ssize_t ns, int64_t *cls, int64_t *counts) {
+                                     Py_ssize_t ns, int64_t *cls, int64_t *counts, const int64_t *W) {
         return 0;
     }
     #endif
@@ -869,7 +890,7 @@ cdef extern from *:
     int offheap_sv_cpu() noexcept nogil
     int offheap_svote_strings(const offheap_svplan* P, const unsigned char* buf, const uint64_t* rel,
                               const uint64_t* len, Py_ssize_t i0, Py_ssize_t ns, int64_t* cls,
-                              int64_t* counts) noexcept nogil
+                              int64_t* counts, const int64_t* W) noexcept nogil
 
 
 _sv_cpu = offheap_sv_cpu()
@@ -1185,7 +1206,7 @@ def _vote_plan(trans, classes, int ncls, out_ptr, out_ids, pat_type, priority):
 
 
 cdef int _svote_run(dict plan, const unsigned char *bp, const uint64_t *rel, const uint64_t *lens,
-                    Py_ssize_t i0, Py_ssize_t ns, int64_t *cls, int64_t *counts) except -1:
+                    Py_ssize_t i0, Py_ssize_t ns, int64_t *cls, int64_t *counts, const int64_t *W) except -1:
     cdef offheap_svplan P
     cdef const uint8_t[:, :, ::1] etab = plan["etab"]
     cdef const uint8_t[:, ::1] ewild = plan["ewild"], ttab = plan["ttab"], tpad = plan["tpad"]
@@ -1224,7 +1245,7 @@ cdef int _svote_run(dict plan, const unsigned char *bp, const uint64_t *rel, con
     P.type_of_rank = &tor[0]
     P.tv = &tvv[0]
     with nogil:
-        done = offheap_svote_strings(&P, bp, rel, lens, i0, ns, cls, counts)
+        done = offheap_svote_strings(&P, bp, rel, lens, i0, ns, cls, counts, W)
     return done
 
 
@@ -1236,7 +1257,7 @@ def vote_strings(const unsigned char[::1] buf, uint64_t base, Py_ssize_t end,
                  const int64_t[::1] out_ptr, const int32_t[::1] out_ids,
                  const int64_t[::1] pat_type, const int64_t[::1] priority,
                  int64_t[::1] pat_counts, int64_t[::1] carry,
-                 bint open_run=False, uint64_t open_start=0):
+                 bint open_run=False, uint64_t open_start=0, const int64_t[::1] weights=None):
     """Type of each string (-1: no match in it), as ``string_types`` decides it, from
     the automaton run over the strings' bytes (tables of ``build_tables``).
 
@@ -1249,11 +1270,24 @@ def vote_strings(const unsigned char[::1] buf, uint64_t base, Py_ssize_t end,
     at this window's end (from ``open_start``; the string kernel's state says) is
     stepped and saved there for the next call, else the carry is cleared. A carried
     run that did not become a string (too short) is dropped with its matches.
+
+    ``weights`` (int64 >= 0, one per string) makes each match of string i count
+    ``weights[i]`` times in ``pat_counts``: a string standing for that many copies of
+    itself (the types are those of the string alone).
     """
     cdef Py_ssize_t ns = str_off.shape[0], npat = pat_type.shape[0], ntypes = priority.shape[0]
     cdef Py_ssize_t nbytes = buf.shape[0], i, k
+    cdef const int64_t *wp = NULL
     if str_len.shape[0] != ns:
         raise ValueError("array lengths differ")
+    if weights is not None:
+        if weights.shape[0] != ns:
+            raise ValueError("weights must hold one weight per string")
+        for i in range(ns):
+            if weights[i] < 0:
+                raise ValueError("weights must be >= 0")
+        if ns:
+            wp = &weights[0]
     if not 0 <= end <= nbytes:
         raise ValueError(f"end {end} is outside the buffer of {nbytes} bytes")
     if pat_counts.shape[0] != npat or carry.shape[0] != npat + 3:
@@ -1307,17 +1341,22 @@ def vote_strings(const unsigned char[::1] buf, uint64_t base, Py_ssize_t end,
     V.votes = &vv[0]
     V.touched = &tv[0]
     V.counts = &cv[0]
+    V.W = wp
+    for k in range(4):
+        V.wk[k] = 1
     cdef const unsigned char *bp = &buf[0] if nbytes else <const unsigned char *>_EMPTY
     cdef Py_ssize_t state
     cdef uint64_t *sp = <uint64_t *>_np_data(stage)
 
     if continues:
         # the carried run became string 0: its votes so far, then the rest of it
+        V.wk[0] = wp[0] if wp != NULL else 1
         _vote_carry_in(&V, carry)
         state = carry[2]
         with nogil:
             offheap_vote_run1(&V, 0, bp, <Py_ssize_t>(str_off[0] + str_len[0] - base), &state)
             cl[0] = offheap_vote_close(&V, 0)
+        V.wk[0] = 1
         i0 = 1
     cdef offheap_fvote F
     cdef const int32_t[::1] t2v
@@ -1334,7 +1373,7 @@ def vote_strings(const unsigned char[::1] buf, uint64_t base, Py_ssize_t end,
         splan = _svote_plan_cached(trans, classes, ncls, out_ptr, out_ids, pat_type, priority,
                                    _functools.partial(_svote_sample, buf, srel, str_len, i0, ns))
         if splan is not None:
-            sv_done = _svote_run(splan, bp, &srv[0], &str_len[0], i0, ns, &cl[0], &cv[0])
+            sv_done = _svote_run(splan, bp, &srv[0], &str_len[0], i0, ns, &cl[0], &cv[0], wp)
     if not sv_done and ns > i0:
         cls[i0:] = -1
         # one entry past the last string: a lane moving on from its last string reads it
@@ -1369,6 +1408,7 @@ def vote_strings(const unsigned char[::1] buf, uint64_t base, Py_ssize_t end,
         F.rank_type = &rtv[0]
         F.rank_prio = &rpv[0]
         F.V = &V
+        F.W = wp
         with nogil:
             offheap_fvote_strings(&F, bp, &rv[0], &lv[0], i0, ns, &cl[0], <uint32_t *>sp)
         # per-pattern counts from the states' counts
@@ -1393,6 +1433,7 @@ def vote_strings(const unsigned char[::1] buf, uint64_t base, Py_ssize_t end,
         else:
             state = 0
             i = <Py_ssize_t>(open_start - base)
+        V.wk[0] = 1         # not a string yet: its matches count once
         with nogil:
             offheap_vote_run1(&V, 0, bp + i, end - i, &state)
         offheap_vote_close(&V, 0)
@@ -1413,7 +1454,7 @@ cdef void _vote_carry_in(offheap_vote *V, int64_t[::1] carry):
     for k in range(npat):
         c = carry[3 + k]
         if c:
-            V.counts[k] += c
+            V.counts[k] += c * V.wk[0]
             t = V.pat_type[k]
             if V.votes[t] == 0:
                 V.touched[V.ntouched[0]] = <int32_t>t

@@ -48,7 +48,7 @@ def string_types(str_off, str_len, m_off, m_pid, pat_len, pat_type, priority, pa
 
 
 def vote_strings(buf, base, end, str_off, str_len, trans, classes, ncls, out_ptr, out_ids,
-                 pat_type, priority, pat_counts, carry, open_run=False, open_start=0):
+                 pat_type, priority, pat_counts, carry, open_run=False, open_start=0, weights=None):
     """See ``offheap._scan.vote_strings``: the same votes, one string at a time with
     the twin's automaton."""
     from ._match_py import _check_tables, ac_scan
@@ -61,6 +61,12 @@ def vote_strings(buf, base, end, str_off, str_len, trans, classes, ncls, out_ptr
     npat, ntypes, ns = len(pat_type), len(priority), len(str_off)
     if len(str_len) != ns:
         raise ValueError("array lengths differ")
+    if weights is not None:
+        weights = np.asarray(weights, np.int64)
+        if len(weights) != ns:
+            raise ValueError("weights must hold one weight per string")
+        if ns and weights.min() < 0:
+            raise ValueError("weights must be >= 0")
     if not 0 <= end <= mv.nbytes:
         raise ValueError(f"end {end} is outside the buffer of {mv.nbytes} bytes")
     if len(pat_counts) != npat or len(carry) != npat + 3:
@@ -110,7 +116,7 @@ def vote_strings(buf, base, end, str_off, str_len, trans, classes, ncls, out_ptr
             counts += np.asarray(carry[3:], np.int64)
         else:
             counts, _ = step(o - base, o + n - base, 0)
-        pat_counts += counts
+        pat_counts += counts * (1 if weights is None else int(weights[i]))
         cls[i] = decide(counts)
     if open_run:
         if open_start < base:

@@ -365,7 +365,7 @@ def _method_for(kernels, sigs: Signatures) -> str:
 
 
 # Below this many strings in a window, or when fewer than half are copies, every
-# string is typed: the rounds below cost more than they save.
+# string is typed: grouping the copies would cost more than it saves.
 _COPIES_MIN_STRINGS = 1024
 
 
@@ -376,10 +376,9 @@ class _Voter:
 
     A string that is a copy of an earlier one (``reps``) takes that one's type, and
     its matches count again: leaked memory is mostly copies (90 % of the strings of
-    the arena-like dumps). Only the first copies are typed, in rounds: round b types
-    those whose number of copies has bit b set, into counts added 2**b times. That is
-    about a fifth of the strings here, where typing them all cost 25-45 ms per 64 MiB
-    with dense pattern sets."""
+    the arena-like dumps). Only the first copies are typed, once, each weighted by its
+    number of copies. The string continuing the carried run is its own first copy
+    with no copies after it, so the carry's matches count once."""
 
     def __init__(self, kernels, pset, pat_type, priority, counts):
         self.k = kernels
@@ -388,9 +387,9 @@ class _Voter:
         self.counts = counts
         self.carry = np.zeros(len(pat_type) + 3, np.int64)
 
-    def _vote(self, w, offs, lens, counts, carry, open_run: bool, open_start: int) -> np.ndarray:
+    def _vote(self, w, offs, lens, counts, carry, open_run: bool, open_start: int, weights=None) -> np.ndarray:
         return self.k.vote_strings(w.buf, w.base, w.end, offs, lens, *self.args, counts, carry,
-                                   open_run, open_start)
+                                   open_run, open_start, weights)
 
     def types(self, w, offs, lens, open_run: bool, open_start: int, reps=None) -> np.ndarray:
         n = len(offs)
@@ -399,20 +398,8 @@ class _Voter:
         firsts, copies, group = self.k.copy_groups(reps)
         if 2 * len(firsts) > n:
             return self._vote(w, offs, lens, self.counts, self.carry, open_run, open_start)
-        first_offs, first_lens = offs[firsts], lens[firsts]
-        first_cls = np.empty(len(firsts), np.int64)
-        for b in range(int(copies.max()).bit_length()):
-            sel = (copies >> b & 1).astype(bool)
-            if b == 0:
-                # the carried run (a string continuing it is its own first copy, and
-                # the first string) and the open run are stepped in this round only
-                first_cls[sel] = self._vote(w, first_offs[sel], first_lens[sel], self.counts, self.carry,
-                                            open_run, open_start)
-            elif sel.any():
-                counts = np.zeros_like(self.counts)
-                first_cls[sel] = self._vote(w, first_offs[sel], first_lens[sel], counts,
-                                            np.zeros_like(self.carry), False, 0)
-                self.counts += counts << b
+        first_cls = self._vote(w, offs[firsts], lens[firsts], self.counts, self.carry, open_run, open_start,
+                               copies)
         return first_cls[group]
 
 
