@@ -387,20 +387,18 @@ class _Voter:
         self.counts = counts
         self.carry = np.zeros(len(pat_type) + 3, np.int64)
 
-    def _vote(self, w, offs, lens, counts, carry, open_run: bool, open_start: int, weights=None) -> np.ndarray:
-        return self.k.vote_strings(w.buf, w.base, w.end, offs, lens, *self.args, counts, carry,
+    def _vote(self, w, offs, lens, open_run: bool, open_start: int, weights=None) -> np.ndarray:
+        return self.k.vote_strings(w.buf, w.base, w.end, offs, lens, *self.args, self.counts, self.carry,
                                    open_run, open_start, weights)
 
     def types(self, w, offs, lens, open_run: bool, open_start: int, reps=None) -> np.ndarray:
         n = len(offs)
         if reps is None or n < _COPIES_MIN_STRINGS:
-            return self._vote(w, offs, lens, self.counts, self.carry, open_run, open_start)
+            return self._vote(w, offs, lens, open_run, open_start)
         firsts, copies, group = self.k.copy_groups(reps)
         if 2 * len(firsts) > n:
-            return self._vote(w, offs, lens, self.counts, self.carry, open_run, open_start)
-        first_cls = self._vote(w, offs[firsts], lens[firsts], self.counts, self.carry, open_run, open_start,
-                               copies)
-        return first_cls[group]
+            return self._vote(w, offs, lens, open_run, open_start)
+        return self._vote(w, offs[firsts], lens[firsts], open_run, open_start, copies)[group]
 
 
 class _Joiner:

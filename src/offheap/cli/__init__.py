@@ -29,14 +29,21 @@ COMMANDS = [
 ]
 
 
-def positive(convert: Callable[[str], Any]) -> Callable[[str], Any]:
-    """An argparse ``type``: ``convert(text)`` (int, float), which must be above 0."""
+def positive(convert: Callable[[str], Any], what: str | None = None,
+             most: float | None = None) -> Callable[[str], Any]:
+    """An argparse ``type``: ``convert(text)`` (int, float), which must be above 0
+    (and at most ``most``). ``what`` names the value in the one error line ("not a
+    PID"); without it the line says what is wrong with the number."""
     def parse(value: str) -> Any:
         try:
             n = convert(value)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
-        if n <= 0:
+            raise argparse.ArgumentTypeError(f"not a {what or 'number'}: {value!r}") from None
+        if n <= 0 or (most is not None and n > most):
+            if what:
+                raise argparse.ArgumentTypeError(f"not a {what}: {value!r}")
+            if most is not None:
+                raise argparse.ArgumentTypeError(f"must be between 0 and {most}: {value!r}")
             raise argparse.ArgumentTypeError(f"must be > 0: {value}")
         return n
     return parse

@@ -12,17 +12,7 @@ import argparse
 import tempfile
 
 from ..demo import render_demo, run_demo
-from . import Command, CommandError
-
-
-def _positive(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 < v <= 4096:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 4096: {text!r}")
-    return v
+from . import Command, CommandError, positive
 
 
 class DemoCommand(Command):
@@ -32,7 +22,7 @@ class DemoCommand(Command):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("-o", "--output", metavar="DIR",
                             help="investigation directory (default: a new offheap-demo-* directory in /tmp)")
-        parser.add_argument("--size", type=_positive, default=64.0, metavar="MB",
+        parser.add_argument("--size", type=positive(float, most=4096), default=64.0, metavar="MB",
                             help="MiB of payloads the workload leaks (default 64)")
         parser.add_argument("--threads", type=int, default=4, metavar="N",
                             help="workload threads, one glibc arena each (default 4)")

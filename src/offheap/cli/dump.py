@@ -7,7 +7,7 @@ import re
 import sys
 import time
 
-from . import Command, CommandError
+from . import Command, CommandError, positive
 from ..report.text import human
 
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)(i?b)?\s*$", re.IGNORECASE)
@@ -39,14 +39,7 @@ def parse_range(text: str) -> tuple[int, int]:
     return start, end
 
 
-def _pid(text: str) -> int:
-    try:
-        pid = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a PID: {text!r}") from None
-    if pid <= 0:
-        raise argparse.ArgumentTypeError(f"not a PID: {text!r}")
-    return pid
+_pid = positive(int, "PID")
 
 
 class DumpCommand(Command):
