@@ -57,9 +57,13 @@ def print_kernels(path: Path, sig_sets: tuple, repeat: int) -> None:
     def strings_once(zeros=None):
         state[:] = 0
         return k.find_strings(data, 0, n, True, 8, "s", False, 0, state, zeros)
+
+    def strings_and_hashes_once():
+        state[:] = 0
+        return k.strings_and_hashes(data, 0, n, True, 8, "s", False, 0, state, np.zeros(1, np.uint64))
     rows = [("find_strings -n 8", n, lambda: strings_once()),
-            ("find_strings -n 8, counting zero bytes (as attribute)", n,
-             lambda: strings_once(np.zeros(1, np.uint64)))]
+            ("find_strings -n 8, counting zero bytes", n, lambda: strings_once(np.zeros(1, np.uint64))),
+            ("strings_and_hashes -n 8 (attribute's one pass)", n, strings_and_hashes_once)]
     for sigs in sig_sets:
         ps = sigs.pattern_set()
         t = ps.tables

@@ -363,16 +363,29 @@ cdef extern from *:
         return (k0 ^ (k0 >> 32)) & offheap_tpl_keymask;
     }
 
-    /* Hashes of count strings (bytes). The memo (if not NULL) is used while it
-       answers at least one string in eight; when it does not (text without copies), it is left off
-       for the next 16384 strings and then tried again. */
+    /* When the memo is used: while it answers at least one string in eight (counted
+       per block of 1024 strings); when it does not (text without copies), it is left
+       off for the next 16384 strings and then tried again. Kept between calls that
+       hash one sequence of strings in parts (strings_and_hashes). */
+    typedef struct {
+        Py_ssize_t hits, resume;
+        int use;
+    } offheap_tpl_sched;
+    static inline void offheap_tpl_sched_init(offheap_tpl_sched *s, offheap_tpl_memo *memo) {
+        s->hits = 0;
+        s->resume = 0;
+        s->use = memo != NULL;
+    }
+    /* Hashes of strings from..to-1 (bytes) of the arrays; reps and memo entries hold
+       indexes into them. */
     static void offheap_template_hashes1(const unsigned char *p, uint64_t base,
                                          const uint64_t *offsets, const uint64_t *lengths,
-                                         Py_ssize_t count, uint64_t *out,
-                                         offheap_tpl_memo *memo, int64_t *reps) {
-        Py_ssize_t i, hits = 0, resume = 0;
-        int use = memo != NULL;
-        for (i = 0; i < count; i++) {
+                                         Py_ssize_t from, Py_ssize_t to, uint64_t *out,
+                                         offheap_tpl_memo *memo, offheap_tpl_sched *sched,
+                                         int64_t *reps) {
+        Py_ssize_t i, hits = sched->hits, resume = sched->resume;
+        int use = sched->use;
+        for (i = from; i < to; i++) {
             const unsigned char *q = p + (offsets[i] - base);
             Py_ssize_t n = (Py_ssize_t)lengths[i];
             if (reps)
@@ -405,6 +418,9 @@ cdef extern from *:
                 hits = 0;
             }
         }
+        sched->hits = hits;
+        sched->resume = resume;
+        sched->use = use;
     }
     #if defined(__x86_64__) && defined(__GNUC__)
     #include <immintrin.h>
@@ -698,13 +714,15 @@ cdef extern from *:
     OFFHEAP_TPL_AVX512
     static void offheap_template_hashes1_avx512(const unsigned char *p, uint64_t base,
                                                 const uint64_t *offsets, const uint64_t *lengths,
-                                                Py_ssize_t count, uint64_t *out,
-                                                offheap_tpl_memo *memo, int64_t *reps) {
+                                                Py_ssize_t from, Py_ssize_t count, uint64_t *out,
+                                                offheap_tpl_memo *memo, offheap_tpl_sched *sched,
+                                                int64_t *reps) {
+        /* strings from..count-1: `count` bounds the look-ahead, which stops there */
         offheap_tpl_state s;
         Py_ssize_t i, k, end, bulk = count > OFFHEAP_TPL_PREFETCH ? count - OFFHEAP_TPL_PREFETCH : 0;
-        s.hits = 0;
-        s.resume = 0;
-        s.use = memo != NULL;
+        s.hits = sched->hits;
+        s.resume = sched->resume;
+        s.use = sched->use;
         s.k0 = _mm512_set_epi64(0x243F6A8885A308D3ULL, 0x13198A2E03707344ULL, 0xA4093822299F31D0ULL,
                                 0x082EFA98EC4E6C89ULL, 0x452821E638D01377ULL, 0xBE5466CF34E90C6CULL,
                                 0xC0AC29B7C97C50DDULL, 0x3F84D5B5B5470917ULL);
@@ -712,17 +730,19 @@ cdef extern from *:
                                 0xB8E1AFED6A267E96ULL, 0xBA7C9045F12C7F99ULL, 0x24A19947B3916CF7ULL,
                                 0x0801F2E2858EFC16ULL, 0x636920D871574E69ULL);
         if (s.use)
-            for (k = 0; k < OFFHEAP_TPL_AHEAD && k < count; k++)
-                s.ring[k] = offheap_tpl_key512(p + (offsets[k] - base), (Py_ssize_t)lengths[k], s.k0, s.k1);
-        for (i = 0; i < count; i = end) {
-            end = i + 1024 < count ? i + 1024 : count;
+            for (k = from; k < from + OFFHEAP_TPL_AHEAD && k < count; k++)
+                s.ring[k % OFFHEAP_TPL_AHEAD] = offheap_tpl_key512(p + (offsets[k] - base),
+                                                                   (Py_ssize_t)lengths[k], s.k0, s.k1);
+        for (i = from; i < count; i = end) {
+            /* blocks of 1024 by index, whichever call hashes them */
+            end = (i | 1023) + 1 < count ? (i | 1023) + 1 : count;
             if (end <= bulk) {
                 offheap_tpl_run(p, base, offsets, lengths, count, out, memo, &s, i, end, 0, reps);
             } else {
                 offheap_tpl_run(p, base, offsets, lengths, count, out, memo, &s, i, i > bulk ? i : bulk, 0, reps);
                 offheap_tpl_run(p, base, offsets, lengths, count, out, memo, &s, i > bulk ? i : bulk, end, 1, reps);
             }
-            if (end - i == 1024) {
+            if ((end & 1023) == 0) {
                 /* the memo is used while it answers at least one string in eight; when it
                    does not (text without copies), it is left off for the next 16384
                    strings and then tried again */
@@ -738,6 +758,9 @@ cdef extern from *:
                 s.hits = 0;
             }
         }
+        sched->hits = s.hits;
+        sched->resume = s.resume;
+        sched->use = s.use;
     }
     #define OFFHEAP_TPL_HAVE_AVX512 1
     #else
@@ -746,9 +769,10 @@ cdef extern from *:
     }
     static void offheap_template_hashes1_avx512(const unsigned char *p, uint64_t base,
                                                 const uint64_t *offsets, const uint64_t *lengths,
-                                                Py_ssize_t count, uint64_t *out,
-                                                offheap_tpl_memo *memo, int64_t *reps) {
-        offheap_template_hashes1(p, base, offsets, lengths, count, out, memo, reps);
+                                                Py_ssize_t from, Py_ssize_t count, uint64_t *out,
+                                                offheap_tpl_memo *memo, offheap_tpl_sched *sched,
+                                                int64_t *reps) {
+        offheap_template_hashes1(p, base, offsets, lengths, from, count, out, memo, sched, reps);
     }
     #endif
     """
@@ -760,12 +784,19 @@ cdef extern from *:
     offheap_tpl_memo *offheap_tpl_memo_new() noexcept nogil
     uint64_t offheap_tpl_keymask
     Py_ssize_t OFFHEAP_TPL_MEMO_MAXLEN
+    ctypedef struct offheap_tpl_sched:
+        Py_ssize_t hits
+        Py_ssize_t resume
+        int use
+    void offheap_tpl_sched_init(offheap_tpl_sched* s, offheap_tpl_memo* memo) noexcept nogil
     void offheap_template_hashes1(const unsigned char* p, uint64_t base, const uint64_t* offsets,
-                                  const uint64_t* lengths, Py_ssize_t count, uint64_t* out,
-                                  offheap_tpl_memo* memo, int64_t* reps) noexcept nogil
+                                  const uint64_t* lengths, Py_ssize_t start, Py_ssize_t stop,
+                                  uint64_t* out, offheap_tpl_memo* memo, offheap_tpl_sched* sched,
+                                  int64_t* reps) noexcept nogil
     void offheap_template_hashes1_avx512(const unsigned char* p, uint64_t base, const uint64_t* offsets,
-                                         const uint64_t* lengths, Py_ssize_t count, uint64_t* out,
-                                         offheap_tpl_memo* memo, int64_t* reps) noexcept nogil
+                                         const uint64_t* lengths, Py_ssize_t start, Py_ssize_t stop,
+                                         uint64_t* out, offheap_tpl_memo* memo, offheap_tpl_sched* sched,
+                                         int64_t* reps) noexcept nogil
 
 offheap_tpl_init()
 offheap_tpl_avx512_init()
@@ -807,12 +838,16 @@ def template_hashes(const unsigned char[::1] buf, uint64_t base, const uint64_t[
         memo = offheap_tpl_memo_new()
         if memo == NULL:
             raise MemoryError()
+    cdef offheap_tpl_sched sched
+    offheap_tpl_sched_init(&sched, memo)
     with nogil:
         if unit == 1:
             if count and offheap_simd:
-                offheap_template_hashes1_avx512(p, base, &offsets[0], &lengths[0], count, &o[0], memo, rp)
+                offheap_template_hashes1_avx512(p, base, &offsets[0], &lengths[0], 0, count, &o[0],
+                                                memo, &sched, rp)
             elif count:
-                offheap_template_hashes1(p, base, &offsets[0], &lengths[0], count, &o[0], memo, rp)
+                offheap_template_hashes1(p, base, &offsets[0], &lengths[0], 0, count, &o[0], memo,
+                                         &sched, rp)
         else:
             for i in range(count):
                 o[i] = _template_hash_strided(p + (offsets[i] - base) + lane,
@@ -821,6 +856,114 @@ def template_hashes(const unsigned char[::1] buf, uint64_t base, const uint64_t[
                     rp[i] = i
     free(memo)
     return out
+
+
+# Bytes scanned for strings before those strings are hashed: small enough that the
+# hashing reads them from L2, where the string scan just left them. Hashing a whole
+# 64 MiB window after scanning it read every string twice from memory, and two
+# processes scanning at once slowed each other by a third.
+STRINGS_HASH_CHUNK = 256 << 10
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def strings_and_hashes(const unsigned char[::1] buf, Py_ssize_t begin, Py_ssize_t end, bint final,
+                       int min_len, str encoding, bint whitespace, uint64_t base, uint64_t[::1] state,
+                       uint64_t[::1] zero_count=None, Py_ssize_t chunk=STRINGS_HASH_CHUNK):
+    """``find_strings`` for a 1-byte encoding ("s" or "S") and ``template_hashes`` of
+    the strings found, with ``reps``, in one pass: ``(offsets, lengths, hashes, reps)``.
+
+    The range is scanned ``chunk`` bytes at a time and each chunk's strings are hashed
+    while they are in cache; one memo serves the whole range, so a copy is recognised
+    wherever its earlier copy lies in ``buf``. A string that begins before ``base``
+    (the run carried in ``state`` from an earlier buffer) cannot be read here: it gets
+    hash 0 and is its own rep, for the caller to hash."""
+    cdef int k, lane
+    k, lane = check_encoding(encoding)
+    if k != 1:
+        raise ValueError(f"strings_and_hashes takes a 1-byte encoding ('s' or 'S'), not {encoding!r}")
+    if min_len < 1:
+        raise ValueError(f"minimum string length must be >= 1, not {min_len}")
+    if chunk < 1:
+        raise ValueError(f"chunk must be >= 1, not {chunk}")
+    if state.shape[0] != 4:
+        raise ValueError("state must hold 4 uint64 values")
+    cdef Py_ssize_t n = buf.shape[0]
+    if begin < 0 or end < begin or end > n:
+        raise ValueError(f"range [{begin}, {end}) is outside the buffer of {n} bytes")
+    cdef uint64_t *zp = NULL
+    if zero_count is not None:
+        if zero_count.shape[0] != 1:
+            raise ValueError("zero_count must hold 1 uint64 value")
+        zp = &zero_count[0]
+    cdef uint64_t ws_hi = 14 if whitespace else 10
+    cdef uint64_t high = HIGH8 if encoding == "S" else 0
+    cdef Py_ssize_t cap = (end - begin) // 128 + 1024
+    out_off = np.empty(cap, dtype=np.uint64)
+    out_len = np.empty(cap, dtype=np.uint64)
+    out_hash = np.empty(cap, dtype=np.uint64)
+    out_rep = np.empty(cap, dtype=np.int64)
+    cdef uint64_t[::1] o_off = out_off, o_len = out_len, o_hash = out_hash
+    cdef int64_t[::1] o_rep = out_rep
+    cdef Py_ssize_t count = 0, done = 0, pos = begin, cend
+    cdef const unsigned char *p = &buf[0] if n > 0 else NULL
+    cdef uint64_t *stp = &state[0]
+    cdef offheap_tpl_memo *memo = NULL
+    cdef offheap_tpl_sched sched
+    # (a memo of 512 KiB pays for many strings only; entries hold 31-bit lengths and indexes)
+    if end - begin >= 1 << 16 and n <= OFFHEAP_TPL_MEMO_MAXLEN:
+        memo = offheap_tpl_memo_new()
+        if memo == NULL:
+            raise MemoryError()
+    offheap_tpl_sched_init(&sched, memo)
+    try:
+        while True:
+            with nogil:
+                while True:
+                    cend = end if end - pos <= chunk else pos + chunk
+                    if pos < cend:
+                        pos = _scan_bytes(p, n, pos, cend, min_len, ws_hi, high, <int64_t>base, stp,
+                                          &o_off[0], &o_len[0], &count, cap, zp)
+                        if pos < cend:
+                            break                # output nearly full: grow with the GIL
+                    if pos >= end and final and state[ST_OPEN]:
+                        if count >= cap:
+                            break
+                        if state[ST_UNITS] >= <uint64_t>min_len:
+                            o_off[count] = state[ST_START]
+                            o_len[count] = state[ST_UNITS]
+                            count += 1
+                        state[ST_OPEN] = 0
+                    if done == 0 and count and o_off[0] < base:
+                        o_hash[0] = 0            # the carried run: the caller hashes it
+                        o_rep[0] = 0
+                        done = 1
+                    if count > done:
+                        if offheap_simd:
+                            offheap_template_hashes1_avx512(p, base, &o_off[0], &o_len[0], done, count,
+                                                            &o_hash[0], memo, &sched, &o_rep[0])
+                        else:
+                            offheap_template_hashes1(p, base, &o_off[0], &o_len[0], done, count,
+                                                     &o_hash[0], memo, &sched, &o_rep[0])
+                        done = count
+                    if pos >= end:
+                        break
+            if pos >= end and not (final and state[ST_OPEN]):
+                break
+            cap *= 2
+            out_off = np.resize(out_off, cap)
+            out_len = np.resize(out_len, cap)
+            out_hash = np.resize(out_hash, cap)
+            out_rep = np.resize(out_rep, cap)
+            o_off = out_off
+            o_len = out_len
+            o_hash = out_hash
+            o_rep = out_rep
+    finally:
+        free(memo)
+    if count * 2 < cap:
+        return out_off[:count].copy(), out_len[:count].copy(), out_hash[:count].copy(), out_rep[:count].copy()
+    return out_off[:count], out_len[:count], out_hash[:count], out_rep[:count]
 
 
 def _set_template_key_mask(uint64_t mask):

@@ -6,7 +6,10 @@ import re
 
 import numpy as np
 
-__all__ = ["template_hashes", "normalize_template", "group_keys", "LONG_TOKEN"]
+__all__ = ["template_hashes", "strings_and_hashes", "normalize_template", "group_keys", "LONG_TOKEN",
+           "STRINGS_HASH_CHUNK"]
+
+STRINGS_HASH_CHUNK = 256 << 10
 
 LONG_TOKEN = 16
 # a quoted string holding a space (free text), or a token of letters and digits
@@ -69,6 +72,28 @@ def template_hashes(buf, base: int, offsets, lengths, unit: int = 1, lane: int =
         if reps is not None:
             reps[i] = first.setdefault(raw, i) if unit == 1 else i
     return out
+
+
+def strings_and_hashes(buf, begin: int, end: int, final: bool, min_len: int, encoding: str,
+                       whitespace: bool, base: int, state, zero_count=None,
+                       chunk: int = STRINGS_HASH_CHUNK):
+    """See ``offheap._scan.strings_and_hashes``: ``find_strings`` then
+    ``template_hashes`` (here the chunks change nothing, and ``reps`` gets every
+    copy's first occurrence)."""
+    from ._strings_py import check_encoding, find_strings
+    k, _lane = check_encoding(encoding)
+    if k != 1:
+        raise ValueError(f"strings_and_hashes takes a 1-byte encoding ('s' or 'S'), not {encoding!r}")
+    if chunk < 1:
+        raise ValueError(f"chunk must be >= 1, not {chunk}")
+    offs, lens = find_strings(buf, begin, end, final, min_len, encoding, whitespace, base, state, zero_count)
+    hashes = np.zeros(len(offs), np.uint64)
+    reps = np.arange(len(offs), dtype=np.int64)
+    skip = 1 if len(offs) and int(offs[0]) < base else 0      # the carried run: the caller's
+    if len(offs) > skip:
+        hashes[skip:] = template_hashes(buf, base, offs[skip:], lens[skip:], reps=reps[skip:])
+        reps[skip:] += skip
+    return offs, lens, hashes, reps
 
 
 def group_keys(keys, lengths, classes=None):

@@ -252,12 +252,10 @@ def attribute(source: Source, signatures: Signatures | None = None, *, min_len: 
         kept: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 
         for w in windows(source, window):
-            # the string kernel counts the zero bytes too: one pass over the window, not two
-            offs, lens = kernels.find_strings(w.buf, w.begin, w.end, w.final, min_len, "s", False,
-                                              w.base, str_state, zeros)
-            # the template hashes first: their kernel also says which strings are
-            # copies of an earlier one, which the voter then need not type again
-            hashes, reps = _hashes(kernels, w, offs, lens, reader) if len(offs) else (None, None)
+            # one pass finds the strings, counts the zero bytes and hashes the strings'
+            # templates; the hashing also says which strings are copies of an earlier
+            # one, which the voter then need not type again
+            offs, lens, hashes, reps = _strings_and_hashes(kernels, w, min_len, str_state, zeros, reader)
             cls = voter.types(w, offs, lens, bool(str_state[0]), int(str_state[1]), reps)
             if len(offs):
                 nstrings_total += len(offs)
@@ -329,21 +327,18 @@ def _add_examples(examples: list[list[int]], cls: np.ndarray, offs: np.ndarray, 
         examples[c] += offs[found[:EXAMPLES - len(examples[c])]].tolist()
 
 
-def _hashes(kernels, w, offs: np.ndarray, lens: np.ndarray, reader: _Reader) -> tuple[np.ndarray, np.ndarray]:
-    """Template hashes of a window's strings, and for each string the index of an
-    earlier one with the same bytes, or its own (see ``template_hashes``). The
-    string that began in an earlier window (no longer mapped) is read back from the
-    source, and is its own."""
-    reps = np.empty(len(offs), np.int64)
-    wstart = w.base + w.begin
-    if int(offs[0]) >= wstart:
-        return kernels.template_hashes(w.buf, w.base, offs, lens, reps=reps), reps
-    first = reader.read(int(offs[0]), int(lens[0]))
-    head = kernels.template_hashes(first, int(offs[0]), offs[:1], lens[:1])
-    rest = kernels.template_hashes(w.buf, w.base, offs[1:], lens[1:], reps=reps[1:])
-    reps[0] = 0
-    reps[1:] += 1
-    return np.concatenate([head, rest]), reps
+def _strings_and_hashes(kernels, w, min_len: int, state: np.ndarray, zeros: np.ndarray | None,
+                        reader: _Reader) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A window's strings (``find_strings``), their template hashes, and for each
+    string the index of an earlier one with the same bytes, or its own (see
+    ``strings_and_hashes``). The string that began in an earlier window (no longer
+    mapped) is read back from the source to be hashed, and is its own."""
+    offs, lens, hashes, reps = kernels.strings_and_hashes(w.buf, w.begin, w.end, w.final, min_len, "s",
+                                                          False, w.base, state, zeros)
+    if len(offs) and int(offs[0]) < w.base:
+        first = reader.read(int(offs[0]), int(lens[0]))
+        hashes[0] = kernels.template_hashes(first, int(offs[0]), offs[:1], lens[:1])[0]
+    return offs, lens, hashes, reps
 
 
 def _method_for(kernels, sigs: Signatures) -> str:

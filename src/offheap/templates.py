@@ -25,7 +25,7 @@ import numpy as np
 
 from . import _impl
 from ._templates_py import normalize_template
-from .attribute import DEFAULT_MIN_LEN, TemplateCounter, _Reader, _hashes
+from .attribute import DEFAULT_MIN_LEN, TemplateCounter, _Reader
 from .errors import InputError
 from .scan import DEFAULT_WINDOW, Source, _check_size, _is_path, _source_size, check_options, windows
 from .signatures import PayloadType, Signatures
@@ -96,9 +96,19 @@ def discover_templates(sources: Iterable[Source], *, min_len: int = DEFAULT_MIN_
                 continue
             if split:
                 offs, lens = split_messages(w.buf, w.base, w.begin, w.end, offs, lens)
-            hashes, _ = _hashes(kernels, w, offs, lens, reader)
+            hashes = _hashes(kernels, w, offs, lens, reader)
             counter.add(np.full(len(offs), k, np.int64), hashes, offs, lens)
     return _merge_dumps(counter, sources, top)
+
+
+def _hashes(kernels, w, offs: np.ndarray, lens: np.ndarray, reader: _Reader) -> np.ndarray:
+    """Template hashes of a window's strings. The string that began in an earlier
+    window (no longer mapped) is read back from the source."""
+    if int(offs[0]) >= w.base:
+        return kernels.template_hashes(w.buf, w.base, offs, lens)
+    first = reader.read(int(offs[0]), int(lens[0]))
+    head = kernels.template_hashes(first, int(offs[0]), offs[:1], lens[:1])
+    return np.concatenate([head, kernels.template_hashes(w.buf, w.base, offs[1:], lens[1:])])
 
 
 def _merge_dumps(counter: TemplateCounter, sources: Sequence[Source], top: int) -> list[Template]:
