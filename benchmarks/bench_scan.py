@@ -154,11 +154,15 @@ def main(argv: list[str] | None = None) -> int:
     paths = [ensure_dump(args.cache, 64 * MiB, seed) for seed in range(args.dumps)]
     warm(paths)
     total = sum(p.stat().st_size for p in paths)
-    timings = {}
-    for workers in (1, 2):
-        t, r = best_of(max(1, args.repeat - 1), lambda: scan_many(paths, user, workers=workers, progress=False))
-        assert not r.failures
-        timings[workers] = t
+    # one worker and two alternately, best of --repeat each: a change of load on this
+    # shared machine then hits both, not the one that ran while it lasted
+    timings = {1: float("inf"), 2: float("inf")}
+    for _ in range(args.repeat):
+        for workers in (1, 2):
+            t, r = best_of(1, lambda: scan_many(paths, user, workers=workers, progress=False))
+            assert not r.failures
+            timings[workers] = min(timings[workers], t)
+    for workers, t in timings.items():
         print(f"scan_many {len(paths)} x 64 MiB, {workers} worker(s): {t:6.2f} s  {total / t / 1e9:5.2f} GB/s")
     print(f"speed-up of 2 workers over 1: {timings[1] / timings[2]:.2f}x  (target >= 1.7x)")
     return 0
