@@ -91,3 +91,19 @@ def test_bad_arguments():
                          ({}, (data, 0, len(data), True, 4, "s", False, 0, np.zeros(3, np.uint64)))):
         with pytest.raises(ValueError):
             k.strings_and_hashes(*args, **kwargs)
+
+
+def test_output_grows_past_its_first_reservation():
+    # a string every 4 bytes: ~8 times the strings the first reservation (one per 128
+    # bytes) holds, so the outputs grow while chunks are half hashed
+    data = b"".join(b"a%02d\x00" % (i % 97) for i in range(20000)) + b"tail"
+    state = np.zeros(4, np.uint64)
+    offs, lens, hashes, reps = _impl.kernels().strings_and_hashes(
+        data, 0, len(data), True, 3, "s", False, 0, state, chunk=5000)
+    want_offs, want_lens = _strings_py.find_strings(data, 0, len(data), True, 3, "s", False, 0,
+                                                    np.zeros(4, np.uint64))
+    assert offs.tolist() == want_offs.tolist() and lens.tolist() == want_lens.tolist()
+    assert len(offs) == 20001
+    assert hashes.tolist() == _templates_py.template_hashes(data, 0, offs, lens).tolist()
+    strings = [data[o:o + n] for o, n in zip(offs.tolist(), lens.tolist())]
+    assert all(strings[r] == strings[i] and r <= i for i, r in enumerate(reps.tolist()))
