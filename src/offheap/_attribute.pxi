@@ -1506,10 +1506,10 @@ def _fast_tables(trans, int ncls, out_ptr, out_ids, pat_type, priority):
     t = _np.asarray(trans)
     op = _np.asarray(out_ptr)
     nst = len(t) // ncls
+    if not _signs_agree(trans, ncls, out_ptr):
+        raise ValueError("trans sign bits disagree with out_ptr")
     has_out = op[1:] > op[:-1]
     rows = _np.where(t < 0, ~t, t) // ncls
-    if not _np.array_equal(t < 0, has_out[rows]):
-        raise ValueError("trans sign bits disagree with out_ptr")
     order = _np.concatenate([_np.flatnonzero(~has_out), _np.flatnonzero(has_out)])
     new_of = _np.empty(nst, _np.int64)
     new_of[order] = _np.arange(nst)

@@ -647,8 +647,6 @@ cdef extern from *:
                          Py_ssize_t* n_io) noexcept nogil
 
 
-
-
 # Each lane gets at least this many bytes (and at least the longest pattern's length,
 # so that its warm-up stays inside the range): short ranges run as fewer lanes.
 cdef Py_ssize_t _AC_LANE_MIN = 64

@@ -551,6 +551,31 @@ def check_encoding(str encoding):
         raise ValueError(f"unknown encoding {encoding!r}: use one of s, S, b, l, B, L") from None
 
 
+cdef int _check_scan(Py_ssize_t n, Py_ssize_t begin, Py_ssize_t end, int min_len, u64[::1] state,
+                     u64[::1] zero_count) except -1:
+    """The arguments every string scan takes, checked (``n``: the buffer's size)."""
+    if min_len < 1:
+        raise ValueError(f"minimum string length must be >= 1, not {min_len}")
+    if state.shape[0] != 4:
+        raise ValueError("state must hold 4 uint64 values")
+    if begin < 0 or end < begin or end > n:
+        raise ValueError(f"range [{begin}, {end}) is outside the buffer of {n} bytes")
+    if zero_count is not None and zero_count.shape[0] != 1:
+        raise ValueError("zero_count must hold 1 uint64 value")
+    return 0
+
+
+cdef inline void _close_run(u64 *st, int min_len, int k, u64 *out_off, u64 *out_len,
+                            Py_ssize_t *count) noexcept nogil:
+    """End the run the state holds open (the data ends): output it if it is long
+    enough (the outputs must have room for one more string)."""
+    if st[ST_UNITS] >= <u64>min_len:
+        out_off[count[0]] = st[ST_START]
+        out_len[count[0]] = st[ST_UNITS] * <u64>k
+        count[0] += 1
+    st[ST_OPEN] = 0
+
+
 @cython.boundscheck(False)
 @cython.wraparound(False)
 def find_strings(const unsigned char[::1] buf, Py_ssize_t begin, Py_ssize_t end, bint final,
@@ -568,13 +593,8 @@ def find_strings(const unsigned char[::1] buf, Py_ssize_t begin, Py_ssize_t end,
     """
     cdef int k, lane
     k, lane = check_encoding(encoding)
-    if min_len < 1:
-        raise ValueError(f"minimum string length must be >= 1, not {min_len}")
-    if state.shape[0] != 4:
-        raise ValueError("state must hold 4 uint64 values")
+    _check_scan(buf.shape[0], begin, end, min_len, state, zero_count)
     cdef Py_ssize_t n = buf.shape[0]
-    if begin < 0 or end < begin or end > n:
-        raise ValueError(f"range [{begin}, {end}) is outside the buffer of {n} bytes")
     cdef u64 ws_hi = 14 if whitespace else 10
     cdef u64 high = HIGH8 if encoding == "S" else 0
     cdef bint big = encoding in ("b", "B")
@@ -589,8 +609,6 @@ def find_strings(const unsigned char[::1] buf, Py_ssize_t begin, Py_ssize_t end,
     cdef u64 *stp = &state[0]
     cdef u64 *zp = NULL
     if zero_count is not None:
-        if zero_count.shape[0] != 1:
-            raise ValueError("zero_count must hold 1 uint64 value")
         zp = &zero_count[0]
         if k != 1:                         # the unit scan does not read every byte
             zp[0] += <u64>count_zero_bytes(buf, begin, end)
@@ -613,16 +631,12 @@ def find_strings(const unsigned char[::1] buf, Py_ssize_t begin, Py_ssize_t end,
         o_len = out_len
 
     if final and state[ST_OPEN]:
-        if state[ST_UNITS] >= <u64>min_len:
-            if count >= cap:
-                out_off = np.resize(out_off, cap + 1)
-                out_len = np.resize(out_len, cap + 1)
-                o_off = out_off
-                o_len = out_len
-            o_off[count] = state[ST_START]
-            o_len[count] = state[ST_UNITS] * <u64>k
-            count += 1
-        state[ST_OPEN] = 0
+        if count >= cap:
+            out_off = np.resize(out_off, cap + 1)
+            out_len = np.resize(out_len, cap + 1)
+            o_off = out_off
+            o_len = out_len
+        _close_run(stp, min_len, k, &o_off[0], &o_len[0], &count)
     if count * 2 < cap:
         # few strings: do not keep the whole reservation alive behind a view
         return out_off[:count].copy(), out_len[:count].copy()

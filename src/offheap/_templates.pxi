@@ -900,20 +900,11 @@ def strings_and_hashes(const unsigned char[::1] buf, Py_ssize_t begin, Py_ssize_
     k, lane = check_encoding(encoding)
     if k != 1:
         raise ValueError(f"strings_and_hashes takes a 1-byte encoding ('s' or 'S'), not {encoding!r}")
-    if min_len < 1:
-        raise ValueError(f"minimum string length must be >= 1, not {min_len}")
     if chunk < 1:
         raise ValueError(f"chunk must be >= 1, not {chunk}")
-    if state.shape[0] != 4:
-        raise ValueError("state must hold 4 uint64 values")
+    _check_scan(buf.shape[0], begin, end, min_len, state, zero_count)
     cdef Py_ssize_t n = buf.shape[0]
-    if begin < 0 or end < begin or end > n:
-        raise ValueError(f"range [{begin}, {end}) is outside the buffer of {n} bytes")
-    cdef uint64_t *zp = NULL
-    if zero_count is not None:
-        if zero_count.shape[0] != 1:
-            raise ValueError("zero_count must hold 1 uint64 value")
-        zp = &zero_count[0]
+    cdef uint64_t *zp = &zero_count[0] if zero_count is not None else NULL
     cdef uint64_t ws_hi = 14 if whitespace else 10
     cdef uint64_t high = HIGH8 if encoding == "S" else 0
     cdef Py_ssize_t cap = (end - begin) // 128 + 1024
@@ -941,14 +932,10 @@ def strings_and_hashes(const unsigned char[::1] buf, Py_ssize_t begin, Py_ssize_
                                           &o_off[0], &o_len[0], &count, cap, zp)
                         if pos < cend:
                             break                # output nearly full: grow with the GIL
-                    if pos >= end and final and state[ST_OPEN]:
+                    if pos >= end and final and stp[ST_OPEN]:
                         if count >= cap:
                             break
-                        if state[ST_UNITS] >= <uint64_t>min_len:
-                            o_off[count] = state[ST_START]
-                            o_len[count] = state[ST_UNITS]
-                            count += 1
-                        state[ST_OPEN] = 0
+                        _close_run(stp, min_len, 1, &o_off[0], &o_len[0], &count)
                     if done == 0 and count and o_off[0] < base:
                         o_hash[0] = 0            # the carried run: the caller hashes it
                         o_rep[0] = 0
@@ -963,7 +950,7 @@ def strings_and_hashes(const unsigned char[::1] buf, Py_ssize_t begin, Py_ssize_
                         done = count
                     if pos >= end:
                         break
-            if pos >= end and not (final and state[ST_OPEN]):
+            if pos >= end and not (final and stp[ST_OPEN]):
                 break
             cap *= 2
             out_off, out_len, out_hash, out_rep = _staggered_outputs(

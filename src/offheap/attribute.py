@@ -336,9 +336,16 @@ def _strings_and_hashes(kernels, w, min_len: int, state: np.ndarray, zeros: np.n
     offs, lens, hashes, reps = kernels.strings_and_hashes(w.buf, w.begin, w.end, w.final, min_len, "s",
                                                           False, w.base, state, zeros)
     if len(offs) and int(offs[0]) < w.base:
-        first = reader.read(int(offs[0]), int(lens[0]))
-        hashes[0] = kernels.template_hashes(first, int(offs[0]), offs[:1], lens[:1])[0]
+        hashes[0] = _hash_read_back(kernels, reader, int(offs[0]), int(lens[0]))
     return offs, lens, hashes, reps
+
+
+def _hash_read_back(kernels, reader: _Reader, offset: int, length: int) -> int:
+    """Template hash of the string at ``offset``, read back from the source: a string
+    that began in an earlier window, no longer mapped."""
+    raw = reader.read(offset, length)
+    return int(kernels.template_hashes(raw, offset, np.array([offset], np.uint64),
+                                       np.array([length], np.uint64))[0])
 
 
 def _method_for(kernels, sigs: Signatures) -> str:
@@ -386,9 +393,9 @@ class _Voter:
         return self.k.vote_strings(w.buf, w.base, w.end, offs, lens, *self.args, self.counts, self.carry,
                                    open_run, open_start, weights)
 
-    def types(self, w, offs, lens, open_run: bool, open_start: int, reps=None) -> np.ndarray:
+    def types(self, w, offs, lens, open_run: bool, open_start: int, reps) -> np.ndarray:
         n = len(offs)
-        if reps is None or n < _COPIES_MIN_STRINGS:
+        if n < _COPIES_MIN_STRINGS:
             return self._vote(w, offs, lens, open_run, open_start)
         firsts, copies, group = self.k.copy_groups(reps)
         if 2 * len(firsts) > n:
@@ -410,7 +417,8 @@ class _Joiner:
         self.carry_off = np.empty(0, np.uint64)
         self.carry_pid = np.empty(0, np.int32)
 
-    def types(self, w, offs, lens, open_run: bool, open_start: int, reps=None) -> np.ndarray:
+    def types(self, w, offs, lens, open_run: bool, open_start: int, reps) -> np.ndarray:
+        # (every match in the window is found anyway: copies save nothing here)
         m_off, m_pid, self.state = self.k.ac_scan(w.buf, w.begin, w.end, *self.tables, self.state, w.base)
         if len(self.carry_off):
             m_off = np.concatenate([self.carry_off, m_off])

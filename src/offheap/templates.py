@@ -25,7 +25,7 @@ import numpy as np
 
 from . import _impl
 from ._templates_py import normalize_template
-from .attribute import DEFAULT_MIN_LEN, TemplateCounter, _Reader
+from .attribute import DEFAULT_MIN_LEN, TemplateCounter, _hash_read_back, _Reader
 from .errors import InputError
 from .scan import DEFAULT_WINDOW, Source, _check_size, _is_path, _source_size, check_options, windows
 from .signatures import PayloadType, Signatures
@@ -106,9 +106,10 @@ def _hashes(kernels, w, offs: np.ndarray, lens: np.ndarray, reader: _Reader) -> 
     window (no longer mapped) is read back from the source."""
     if int(offs[0]) >= w.base:
         return kernels.template_hashes(w.buf, w.base, offs, lens)
-    first = reader.read(int(offs[0]), int(lens[0]))
-    head = kernels.template_hashes(first, int(offs[0]), offs[:1], lens[:1])
-    return np.concatenate([head, kernels.template_hashes(w.buf, w.base, offs[1:], lens[1:])])
+    hashes = np.empty(len(offs), np.uint64)
+    hashes[0] = _hash_read_back(kernels, reader, int(offs[0]), int(lens[0]))
+    hashes[1:] = kernels.template_hashes(w.buf, w.base, offs[1:], lens[1:])
+    return hashes
 
 
 def _merge_dumps(counter: TemplateCounter, sources: Sequence[Source], top: int) -> list[Template]:
