@@ -286,7 +286,7 @@ def test_template_hash_memo_gives_the_twins_hashes_with_and_without_copies():
 
 def test_copies_are_typed_once_and_counted_again(monkeypatch):
     # a string that copies an earlier one takes its type and its matches count again;
-    # only the first copies are typed (in rounds by their number of copies): the same
+    # only the first copies are typed, once, weighted by their copies: the same
     # result as typing every string, across windows, for sparse and dense signatures
     import sys
     from pathlib import Path

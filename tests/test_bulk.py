@@ -156,7 +156,6 @@ def test_a_worker_killed_mid_run_fails_only_the_dumps_it_held(dumps):
     assert sum(d.ok for d in r.dumps) == len(paths) - len(own | worker_failed)
 
 
-
 @pytest.mark.single_impl
 @pytest.mark.parametrize("user_value", [None, "3"])
 def test_workers_start_with_one_blas_thread_unless_the_user_chose(dumps, tmp_path, user_value):
